@@ -1,0 +1,1 @@
+"""Shared plumbing: settings pieces, database, Kafka broker factory, idempotency, dead-letter middleware, health"""

@@ -1,0 +1,1 @@
+"""Pure domain shared by the services and `tthc replay`: no I/O besides the replay command."""

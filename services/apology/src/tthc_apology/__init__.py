@@ -1,0 +1,1 @@
+"""Apology service: Mau 04 drafts as DOCX and the officers inbox"""

@@ -1,0 +1,1 @@
+"""Deadline service: due dates on the working calendar, at-risk and overdue"""

@@ -1,0 +1,1 @@
+"""Intake service: POST /v1/events, validation, publish to Kafka"""

@@ -1,0 +1,1 @@
+"""Metrics service: index figures for Prometheus, Grafana and reports"""
