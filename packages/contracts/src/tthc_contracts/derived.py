@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from .events import Agency
+from .events import Agency, Duration
 
 ScheduleBasis = Literal["received", "supplement_restart", "resumed", "extended", "calendar_change"]
 Outcome = Literal["early", "on_time", "late"]
@@ -37,12 +37,14 @@ class ScheduledData(_Data):
 class AtRiskData(_Data):
     due_at: AwareDatetime
     handling_agency: Agency
+    duration: Duration | None = None  # the statutory duration, for the apology's proposed appointment
 
 
 class OverdueData(_Data):
     due_at: AwareDatetime
     handling_agency: Agency | None = None
     extended: bool = False  # true when due_at is the extended appointment: no apology draft follows
+    duration: Duration | None = None
 
 
 class ClosedData(_Data):
@@ -51,6 +53,7 @@ class ClosedData(_Data):
     due_at: AwareDatetime
     late_by_hours: float | None
     handling_agency: Agency | None = None
+    duration: Duration | None = None
 
 
 class DraftedData(_Data):
