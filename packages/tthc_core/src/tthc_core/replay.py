@@ -155,8 +155,10 @@ def parse_until(text: str) -> datetime:
     return ts
 
 
-def main(args: Any, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+def main(args: Any, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     from .calendar_config import CalendarFileError, load_calendar
+
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
 
     try:
         book = CalendarBook(load_calendar(args.calendar))

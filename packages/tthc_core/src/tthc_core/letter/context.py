@@ -1,0 +1,84 @@
+"""The values a letter template may use: the placeholders of every Mẫu 04 template."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, fields
+
+from .fields import LetterFields
+from .vn_format import nd30_date_parts, vn_appointment, vn_date
+
+APPLICANT_TITLES = {"citizen": "Ông/Bà", "organization": "Tổ chức"}
+
+
+@dataclass(frozen=True)
+class LetterContext:
+    """Display strings, one per placeholder; templates apply their own case (`|upper`)."""
+
+    number: str
+    place: str
+    dd: str
+    mm: str
+    yyyy: str
+    parent_agency: str
+    agency_name: str
+    agency_code: str
+    applicant_title: str
+    applicant_name: str
+    dossier_id: str
+    procedure_name: str
+    received_on: str  # dd/mm/yyyy
+    due_at: str  # hh giờ mm phút, ngày dd/mm/yyyy
+    reason: str
+    new_due_at: str  # hh giờ mm phút, ngày dd/mm/yyyy
+    one_stop_unit_name: str
+    signer_position: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+PLACEHOLDERS: frozenset[str] = frozenset(f.name for f in fields(LetterContext))
+# Without these a letter is not the apology ND 61/2018 Điều 19 khoản 9 asks for: who, which dossier,
+# the missed appointment, why, and the new one; the number is how an issued letter is referred to.
+REQUIRED_PLACEHOLDERS: frozenset[str] = frozenset(
+    {"number", "applicant_name", "dossier_id", "due_at", "reason", "new_due_at"}
+)
+
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n\t\v\f\x1c-\x1f\x85\u2028\u2029]+\s*")
+
+
+def clean_text(text: str) -> str:
+    """NFC (Word and fonts expect precomposed Vietnamese); one line, because a newline inside a run is
+    not a line break in Word; no control characters, which make the document XML invalid. Ordinary
+    spaces inside the text are kept as they are."""
+    text = _LINE_BREAKS.sub(" ", unicodedata.normalize("NFC", text))
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc").strip()
+
+
+def letter_context(f: LetterFields) -> LetterContext:
+    dd, mm, yyyy = nd30_date_parts(f.issued_on)
+    # The template already ends the "Lý do: …" sentence with a full stop.
+    reason = clean_text(f.reason).rstrip(".").rstrip()
+    return LetterContext(
+        number=clean_text(f.number),
+        place=clean_text(f.place),
+        dd=dd,
+        mm=mm,
+        yyyy=yyyy,
+        parent_agency=clean_text(f.parent_agency),
+        agency_name=clean_text(f.agency_name),
+        agency_code=clean_text(f.agency_code),
+        applicant_title=APPLICANT_TITLES[f.applicant_kind],
+        applicant_name=clean_text(f.applicant_name),
+        dossier_id=clean_text(f.dossier_id),
+        procedure_name=clean_text(f.procedure_name),
+        received_on=vn_date(f.received_at),
+        due_at=vn_appointment(f.due_at),
+        reason=reason,
+        new_due_at=vn_appointment(f.new_due_at),
+        one_stop_unit_name=clean_text(f.one_stop_unit_name),
+        signer_position=clean_text(f.signer_position),
+    )

@@ -1,0 +1,191 @@
+"""The deadline fold: lifecycle rules of deadlines.md §2-8 on the spec's examples and odd days."""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid
+from datetime import datetime
+
+import pytest
+
+from tests.support.examples import examples
+from tthc_contracts import VN_TZ, parse_dossier_event, parse_ts
+from tthc_core.calendar import CalendarBook
+from tthc_core.calendar_config import parse_calendar
+from tthc_core.deadlines import Dossier, fold
+
+BOOK = CalendarBook()
+EXAMPLES = examples()
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=VN_TZ)
+
+
+def received(dossier_id="D-1", when="2026-03-02T09:00", value=3, unit="working_days", **extra):
+    data = {
+        "procedure": {"code": "2.000567", "name": "Đăng ký", "field_code": "F1", "field_name": "Lĩnh vực"},
+        "receiving_agency": {"code": "A1", "name": "Sở Tư pháp tỉnh Lạng Sơn"},
+        "channel": "in_person",
+        "duration": {"value": value, "unit": unit},
+        "applicant": {"kind": "citizen", "name": "Nguyễn Văn An"},
+        **extra,
+    }
+    return event("dossier.received", when, data, dossier_id)
+
+
+def event(kind, when, data=None, dossier_id="D-1", event_id=None):
+    return parse_dossier_event(
+        {
+            "event_id": event_id or str(uuid.uuid4()),
+            "type": kind,
+            "schema_version": 1,
+            "occurred_at": at(when).isoformat(),
+            "source": "motcua-test",
+            "dossier_id": dossier_id,
+            "data": data or {},
+        }
+    )
+
+
+def by_dossier(example):
+    out: dict[str, list] = {}
+    for raw in example.events():
+        ev = parse_dossier_event(raw)
+        out.setdefault(ev.dossier_id, []).append(ev)
+    return out
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
+def test_examples_give_the_expected_dossier_rows(example):
+    until = parse_ts(example.args["until"])
+    evs = by_dossier(example)
+    for expected in example.expected_dossiers():
+        state, _ = fold(evs[expected["dossier_id"]], BOOK, until)
+        assert state is not None and state.row() == expected
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
+@pytest.mark.parametrize("seed", range(5))
+def test_shuffled_and_duplicated_input_gives_the_in_order_result(example, seed):
+    until = parse_ts(example.args["until"])
+    rng = random.Random(seed)
+    for dossier_id, evs in by_dossier(example).items():
+        in_order, derived = fold(sorted(evs, key=lambda e: e.occurred_at), BOOK, until)
+        noisy = evs + [copy.deepcopy(rng.choice(evs)) for _ in range(3)]
+        rng.shuffle(noisy)
+        shuffled, derived2 = fold(noisy, BOOK, until)
+        assert shuffled.row() == in_order.row()
+        assert [e.event_id for e in derived2] == [e.event_id for e in derived]
+
+
+def test_moments_are_emitted_once_per_due_at_across_a_refold():
+    evs = [received(when="2026-03-02T09:00", value=3)]
+    state, first = fold(evs, BOOK, at("2026-03-06T09:00"))
+    assert [e.type for e in first] == ["deadline.scheduled", "deadline.at_risk", "deadline.overdue"]
+    # A restart re-folds with the keys it already published: nothing is emitted twice.
+    again, second = fold(evs, BOOK, at("2026-03-07T09:00"), emitted=state.emitted)
+    assert second == [] and again.state == "overdue"
+
+
+def test_a_jumped_over_at_risk_moment_comes_before_the_overdue_one():
+    _, out = fold([received()], BOOK, at("2026-04-01T00:00"))
+    kinds = [(e.type, e.occurred_at) for e in out]
+    assert kinds[1:] == [("deadline.at_risk", at("2026-03-04T09:00")), ("deadline.overdue", at("2026-03-05T09:00"))]
+
+
+def test_events_before_the_receipt_are_held_until_it_arrives():
+    resolved = event("dossier.resolved", "2026-03-04T10:00", {"result": "approved"})
+    state, out = fold([resolved], BOOK)
+    assert state is None and out == []
+    state, _ = fold([resolved, received()], BOOK)
+    assert state.outcome == "early" and state.closed_at == at("2026-03-04T10:00")
+
+
+def test_the_first_receipt_in_event_order_wins():
+    state, _ = fold([received(when="2026-03-03T09:00", value=5), received(when="2026-03-02T09:00", value=1)], BOOK)
+    assert state.received_at == at("2026-03-02T09:00") and state.due_at == at("2026-03-03T09:00")
+
+
+def test_supplement_pause_mode_keeps_the_remaining_time():
+    evs = [
+        received(value=3, supplement_mode="pause"),  # due Thu 05/03 09:00
+        event("dossier.supplement_requested", "2026-03-03T10:00", {"reason": "Thiếu giấy tờ"}),
+        event("dossier.supplement_received", "2026-03-10T15:30", {"channel": "online"}),
+    ]
+    state, _ = fold(evs, BOOK)
+    assert state.due_at == at("2026-03-12T14:30")  # 15 office hours left, as example 04's pause
+    assert state.supplement_requests == 1
+
+
+def test_a_pause_after_the_due_instant_does_not_move_it():
+    evs = [
+        received(value=1),
+        event("dossier.paused", "2026-03-04T10:00", {"reason": "financial_obligation"}),
+        event("dossier.resumed", "2026-03-06T10:00"),
+    ]
+    state, _ = fold(evs, BOOK, at("2026-03-06T11:00"))
+    assert state.due_at == at("2026-03-03T09:00") and state.state == "overdue"
+
+
+def test_one_stop_at_a_time():
+    evs = [
+        received(value=3),
+        event("dossier.supplement_requested", "2026-03-03T09:00", {"reason": "a"}),
+        event("dossier.paused", "2026-03-03T10:00", {"reason": "other"}),
+        event("dossier.supplement_requested", "2026-03-03T11:00", {"reason": "b"}),
+    ]
+    state, _ = fold(evs, BOOK, at("2026-03-03T12:00"))
+    assert state.state == "awaiting_supplement" and len(state.stops) == 1 and state.supplement_requests == 2
+
+
+def test_a_second_extension_is_recorded_and_flagged():
+    evs = [
+        received(value=3),
+        event("dossier.extended", "2026-03-04T10:00", {"new_due_at": "2026-03-09T09:00:00+07:00", "reason": "x"}),
+        event("dossier.extended", "2026-03-06T10:00", {"new_due_at": "2026-03-11T09:00:00+07:00", "reason": "y"}),
+    ]
+    state, out = fold(evs, BOOK, at("2026-03-12T00:00"))
+    assert state.extensions == 2 and state.extended_due_at == at("2026-03-11T09:00")
+    assert state.due_at == at("2026-03-05T09:00")  # the committed due date judges the outcome
+    overdue = [e for e in out if e.type == "deadline.overdue"]
+    assert [e.data.due_at for e in overdue] == [at("2026-03-11T09:00")] and overdue[0].data.extended
+
+
+def test_closing_while_awaiting_supplement_is_judged_at_the_request():
+    evs = [
+        received(value=1),
+        event("dossier.supplement_requested", "2026-03-02T15:00", {"reason": "a"}),
+        event("dossier.stopped", "2026-03-20T10:00"),
+    ]
+    state, _ = fold(evs, BOOK)
+    assert state.judged_close == at("2026-03-02T15:00") and state.outcome == "early"
+
+
+def test_receipt_cutoff_moves_the_start_to_the_next_working_day():
+    book = CalendarBook(parse_calendar('receipt_cutoff: "15:00"\n'))
+    state, _ = fold([received(when="2026-03-02T15:00", value=1)], book)
+    assert state.start_at == at("2026-03-03T08:00") and state.due_at == at("2026-03-03T17:00")
+
+
+@pytest.mark.parametrize(
+    "when, value, unit, due",
+    [
+        ("2026-03-02T09:00", 10, "calendar_days", "2026-03-12T17:00"),
+        ("2026-03-02T09:00", 5, "calendar_days", "2026-03-09T17:00"),  # Sat 07/03 -> Mon 09/03
+        ("2026-01-30T09:00", 1, "months", "2026-03-02T17:00"),  # 28/02 is a Saturday
+        ("2026-03-02T09:00", 0.5, "working_days", "2026-03-02T14:00"),
+        ("2026-03-02T16:00", 2, "working_hours", "2026-03-03T09:00"),
+    ],
+)
+def test_units(when, value, unit, due):
+    state, _ = fold([received(when=when, value=value, unit=unit)], BOOK)
+    assert state.due_at == at(due)
+
+
+def test_state_survives_its_json_form():
+    evs = [received(), event("dossier.transferred", "2026-03-02T10:00", {"to_agency": {"code": "B", "name": "UBND xã"}})]
+    state, _ = fold(evs, BOOK, at("2026-03-04T10:00"))
+    again = Dossier.from_json(state.to_json())
+    assert again.row() == state.row() and again.emitted == state.emitted and again.handling_agency.code == "B"
