@@ -13,7 +13,7 @@ from tests.support.examples import examples
 from tthc_contracts import VN_TZ, parse_dossier_event, parse_ts
 from tthc_core.calendar import CalendarBook
 from tthc_core.calendar_config import parse_calendar
-from tthc_core.deadlines import Dossier, fold
+from tthc_core.deadlines import Dossier, fold, reschedule
 
 BOOK = CalendarBook()
 EXAMPLES = examples()
@@ -189,3 +189,24 @@ def test_state_survives_its_json_form():
     state, _ = fold(evs, BOOK, at("2026-03-04T10:00"))
     again = Dossier.from_json(state.to_json())
     assert again.row() == state.row() and again.emitted == state.emitted and again.handling_agency.code == "B"
+
+
+def test_a_changed_calendar_reschedules_an_open_dossier_once():
+    evs = [received(when="2026-10-07T09:00", value=3)]  # due Mon 12/10 09:00 on the national calendar
+    before, _ = fold(evs, BOOK, advance_to=at("2026-10-07T10:00"))
+    assert before.due_at == at("2026-10-12T09:00")
+    typhoon = CalendarBook(parse_calendar("extra_days_off: [2026-10-08]\n"))  # a closure announced later
+    after, out = reschedule(evs, typhoon, before, at("2026-10-07T11:00"))
+    assert after.due_at == at("2026-10-13T09:00")
+    assert [(e.type, e.data.basis, e.data.due_at) for e in out] == [
+        ("deadline.scheduled", "calendar_change", at("2026-10-13T09:00"))
+    ]
+    again, out2 = reschedule(evs, typhoon, after, at("2026-10-07T11:00"))
+    assert out2 == [] and again.due_at == after.due_at
+
+
+def test_advance_to_applies_every_event_then_lets_time_pass():
+    evs = [received(value=1), event("dossier.resolved", "2026-03-04T10:00", {"result": "approved"})]
+    state, out = fold(evs, BOOK, advance_to=at("2026-03-04T10:00"))
+    assert state.is_closed and state.outcome == "late"
+    assert [e.type for e in out] == ["deadline.scheduled", "deadline.overdue", "deadline.closed"]

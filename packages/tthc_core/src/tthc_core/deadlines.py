@@ -547,20 +547,48 @@ def fold(
     book: CalendarBook,
     until: datetime | None = None,
     emitted: Iterable[str] = (),
+    advance_to: datetime | None = None,
 ) -> tuple[Dossier | None, list[Any]]:
-    """Apply a dossier's events (any order, duplicates allowed) and let time pass to `until`.
+    """Apply a dossier's events (any order, duplicates allowed) and let time pass.
 
-    Events at or after `until` are ignored. Returns the state (None while no `dossier.received`
-    has arrived: its other events are held, not dropped) and the derived events not in `emitted`.
+    A replay passes `until`: events at or after it are ignored and time passes to it. A live
+    service passes `advance_to`, its watermark: every event it has is applied, then time passes
+    to the watermark, which may lie past the dossier's own last event. Returns the state (None
+    while no `dossier.received` has arrived: its other events are held, not dropped) and the
+    derived events whose keys are not in `emitted` (those were published before).
     """
+    emitted = frozenset(emitted)
     ordered = dedupe_and_sort(e for e in events if until is None or e.occurred_at < until)
     if not ordered:
         return None, []
     machine = DossierMachine(book, ordered[0].dossier_id, emitted)
     for ev in ordered:
         machine.apply(ev)
-    if until is not None:
-        machine.advance(until)
-    if machine.state is not None:
-        machine.state.emitted |= set(emitted)
+    for now in (until, advance_to):
+        if now is not None:
+            machine.advance(now)
+    if machine.state is None:
+        return None, []
+    # Keys published earlier stay published, even when the history no longer produces them (a late
+    # closing event after an overdue moment): they must never be sent twice.
+    machine.state.emitted |= emitted
     return machine.state, machine.out
+
+
+def reschedule(
+    events: Iterable[Any], book: CalendarBook, previous: Dossier, at: datetime
+) -> tuple[Dossier | None, list[Any]]:
+    """Re-fold a dossier on a changed calendar (deadlines.md §1): `deadline.scheduled` with basis
+    `calendar_change` when its due or at-risk instant moved, then any moment the new dates make due.
+    """
+    state, out = fold(events, book, emitted=previous.emitted, advance_to=max(at, previous.watermark or at))
+    if state is None:
+        return None, []
+    # The history's own schedules under the new calendar are not news: one calendar_change says it.
+    out = [e for e in out if e.type != "deadline.scheduled"]
+    if (state.due_at, state.at_risk_at) != (previous.due_at, previous.at_risk_at) and not state.is_closed:
+        machine = DossierMachine(book, state.dossier_id)
+        machine.state = state
+        machine._schedule("calendar_change", at)
+        out = machine.out + out
+    return state, out
