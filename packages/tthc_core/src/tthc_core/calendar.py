@@ -9,6 +9,7 @@ Durations are handled as integer microseconds so that `add(s, between(s, x)) == 
 from __future__ import annotations
 
 import calendar as _stdcal
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -41,10 +42,22 @@ def _vn_holidays() -> holidays.HolidayBase:
     return holidays.country_holidays("VN")
 
 
-@lru_cache(maxsize=65536)
 def vn_is_working_day(day: date) -> bool:
     """holidays.VN's own answer: Mon-Fri minus holidays and days off, plus make-up Saturdays."""
     return _vn_holidays().is_working_day(day)
+
+
+@lru_cache(maxsize=4096)
+def _working_ordinals(year: int, days_off: frozenset[date], working: frozenset[date]) -> tuple[int, ...]:
+    """The working days of one year as sorted ordinals: whole days are then skipped by bisection."""
+    day, out = date(year, 1, 1), []
+    while day.year == year:
+        # The deployment's calendar file is consulted first: it carries announcements made after
+        # the holidays package was released, and local closures.
+        if day in working or (day not in days_off and vn_is_working_day(day)):
+            out.append(day.toordinal())
+        day += _ONE_DAY
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -59,27 +72,53 @@ class WorkingCalendar:
     _us: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "_us", tuple((s * _US_PER_MINUTE, e * _US_PER_MINUTE) for s, e in self.intervals)
-        )
+        us = tuple((s * _US_PER_MINUTE, e * _US_PER_MINUTE) for s, e in self.intervals)
+        object.__setattr__(self, "_us", us)
+        object.__setattr__(self, "_day_len", sum(e - s for s, e in us))
+        # Per-year working days of this calendar, filled as years are looked up (hot path).
+        object.__setattr__(self, "_year_sets", {})
 
     # -- days -----------------------------------------------------------------------------------
     @property
     def day_length_us(self) -> int:
-        return sum(e - s for s, e in self._us)
+        return self._day_len  # type: ignore[attr-defined]
 
     @property
     def day_length_hours(self) -> float:
         return us_to_hours(self.day_length_us)
 
     def is_working_day(self, day: date) -> bool:
-        # The deployment's calendar file is consulted first: it carries announcements made
-        # after the holidays package was released, and local closures.
-        if day in self.extra_working_days:
-            return True
-        if day in self.extra_days_off:
-            return False
-        return vn_is_working_day(day)
+        year_set = self._year_sets.get(day.year)  # type: ignore[attr-defined]
+        if year_set is None:
+            year_set = frozenset(self._year(day.year))
+            self._year_sets[day.year] = year_set  # type: ignore[attr-defined]
+        return day.toordinal() in year_set
+
+    def _year(self, year: int) -> tuple[int, ...]:
+        return _working_ordinals(year, self.extra_days_off, self.extra_working_days)
+
+    def nth_working_day_after(self, day: date, n: int) -> date:
+        """The n-th working day strictly after `day` (n >= 1)."""
+        ordinal, year = day.toordinal(), day.year
+        for _ in range(_MAX_WALK_DAYS // 365 + 2):
+            days = self._year(year)
+            start = bisect_right(days, ordinal)
+            if n <= len(days) - start:
+                return date.fromordinal(days[start + n - 1])
+            n -= len(days) - start
+            year += 1
+        raise ValueError("office-time walk did not end: is every day off in the calendar?")
+
+    def working_days_strictly_between(self, a: date, b: date) -> int:
+        if b.toordinal() - a.toordinal() <= 1:
+            return 0
+        count = 0
+        for year in range(a.year, b.year + 1):
+            days = self._year(year)
+            lo = bisect_right(days, a.toordinal()) if year == a.year else 0
+            hi = bisect_left(days, b.toordinal()) if year == b.year else len(days)
+            count += hi - lo
+        return count
 
     def next_working_day(self, day: date) -> date:
         """The first working day on or after `day`."""
@@ -99,13 +138,18 @@ class WorkingCalendar:
     # -- helpers between instants and (day, microseconds after midnight) --------------------------
     @staticmethod
     def _split(t: datetime) -> tuple[date, int]:
-        local = t.astimezone(VN_TZ)
+        local = t if t.tzinfo is VN_TZ else t.astimezone(VN_TZ)
         tod = ((local.hour * 60 + local.minute) * 60 + local.second) * 1_000_000 + local.microsecond
         return local.date(), tod
 
     @staticmethod
     def _join(day: date, us: int) -> datetime:
-        return datetime.combine(day, time(0), tzinfo=VN_TZ) + timedelta(microseconds=us)
+        seconds, micro = divmod(us, 1_000_000)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        if hour == 24:  # an interval ending at midnight
+            return datetime(day.year, day.month, day.day, tzinfo=VN_TZ) + _ONE_DAY
+        return datetime(day.year, day.month, day.day, hour, minute, second, micro, tzinfo=VN_TZ)
 
     def opening(self, day: date) -> datetime:
         return self._join(day, self._us[0][0])
@@ -147,24 +191,28 @@ class WorkingCalendar:
             return start.astimezone(VN_TZ)
         day, tod = self._split(start)
         remaining = amount_us
-        day_len = self.day_length_us
-        for _ in range(_MAX_WALK_DAYS * 4):
-            if self.is_working_day(day):
-                if tod == 0 and remaining > day_len:
-                    # A whole working day fits: skip it in one step.
-                    remaining -= day_len
-                else:
-                    for s, e in self._us:
-                        if tod >= e:
-                            continue
-                        begin = max(s, tod)
-                        available = e - begin
-                        if remaining <= available:
-                            return self._join(day, begin + remaining)
-                        remaining -= available
-            day += _ONE_DAY
-            tod = 0
-        raise ValueError("office-time walk did not end: is every day off in the calendar?")
+        if self.is_working_day(day):
+            found, remaining = self._walk_day(day, tod, remaining)
+            if found is not None:
+                return found
+        # Whole working days are skipped by bisection; the last (partial or full) day is walked.
+        whole, rest = divmod(remaining, self.day_length_us)
+        if rest == 0:
+            whole, rest = whole - 1, self.day_length_us
+        found, _ = self._walk_day(self.nth_working_day_after(day, whole + 1), 0, rest)
+        assert found is not None
+        return found
+
+    def _walk_day(self, day: date, tod: int, remaining: int) -> tuple[datetime | None, int]:
+        for s, e in self._us:
+            if tod >= e:
+                continue
+            begin = max(s, tod)
+            available = e - begin
+            if remaining <= available:
+                return self._join(day, begin + remaining), 0
+            remaining -= available
+        return None, remaining
 
     def add_hours(self, start: datetime, hours: float) -> datetime:
         return self.add(start, hours_to_us(hours))
@@ -179,22 +227,22 @@ class WorkingCalendar:
             return 0
         day_a, tod_a = self._split(a)
         day_b, tod_b = self._split(b)
+        if day_a == day_b:
+            return self._office_within(day_a, tod_a, tod_b)
+        return (
+            self._office_within(day_a, tod_a, None)
+            + self.working_days_strictly_between(day_a, day_b) * self.day_length_us
+            + self._office_within(day_b, 0, tod_b)
+        )
+
+    def _office_within(self, day: date, lo_tod: int, hi_tod: int | None) -> int:
+        if not self.is_working_day(day):
+            return 0
         total = 0
-        day, tod = day_a, tod_a
-        day_len = self.day_length_us
-        while day <= day_b:
-            if self.is_working_day(day):
-                end_tod = tod_b if day == day_b else None
-                if tod == 0 and end_tod is None:
-                    total += day_len
-                else:
-                    for s, e in self._us:
-                        lo = max(s, tod)
-                        hi = e if end_tod is None else min(e, end_tod)
-                        if hi > lo:
-                            total += hi - lo
-            day += _ONE_DAY
-            tod = 0
+        for s, e in self._us:
+            lo, hi = max(s, lo_tod), e if hi_tod is None else min(e, hi_tod)
+            if hi > lo:
+                total += hi - lo
         return total
 
     def between_hours(self, a: datetime, b: datetime) -> float:
