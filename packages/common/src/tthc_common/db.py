@@ -1,0 +1,116 @@
+"""Database engine, transactions and migrations, the same on SQLite (dev, tests) and PostgreSQL.
+
+Services keep their domain code synchronous; an async handler runs one unit of work in a worker
+thread with `run_in_transaction(engine, fn)`, where `fn(session)` does everything that must commit
+together (state, processed-event row, outbox rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for `url`: SQLite in WAL mode with a busy timeout, or a pooled PostgreSQL engine.
+
+    `hide_parameters` keeps bound values (which may be an applicant's name) out of error messages,
+    and so out of logs.
+    """
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(
+        url,
+        echo=echo,
+        hide_parameters=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so that `begin` below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then writes
+        # can fail with SQLITE_BUSY at once (no busy wait) when another writer committed meanwhile.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commits when the block ends, rolls back if it raises."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+def _transaction(engine: Engine, fn: Callable[[Session], T]) -> T:
+    with session_scope(engine) as session:
+        return fn(session)
+
+
+async def run_in_transaction(engine: Engine, fn: Callable[[Session], T]) -> T:
+    """Run `fn(session)` in one transaction in a worker thread, so the event loop keeps serving."""
+    return await anyio.to_thread.run_sync(partial(_transaction, engine, fn))
+
+
+def check_database(engine: Engine) -> None:
+    """`SELECT 1`; raises when the database does not answer."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def run_migrations(engine_url: str, script_location: str | Path) -> None:
+    """Upgrade the database to the newest revision of the service's own Alembic history.
+
+    Called at service start, before the broker starts consuming. The service's `env.py` decides the
+    version table (see `tthc_common.migrations`).
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    # configparser interpolates '%': a password such as 'p%40ss' must be escaped.
+    config.set_main_option("sqlalchemy.url", engine_url.replace("%", "%%"))
+    if is_sqlite(engine_url):
+        make_engine(engine_url).dispose()  # creates the parent directory of the database file
+    command.upgrade(config, "head")

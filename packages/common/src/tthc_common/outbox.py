@@ -1,0 +1,177 @@
+"""Transactional outbox: a handler writes its state and its outgoing events in ONE transaction;
+the relay publishes the rows afterwards, in id order, and deletes them once Kafka acknowledged them.
+
+A crash between publishing and deleting publishes those rows again on restart. That is harmless:
+derived events carry deterministic ids (`tthc_contracts.derived_id`) and every consumer is idempotent
+on `(source, event_id)`.
+
+On PostgreSQL several replicas of a service may run; a session-level advisory lock elects one relay,
+the others wait (so events of one dossier are never published by two relays out of order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+from pydantic import BaseModel
+from sqlalchemy import Column, DateTime, Identity, Integer, Text, delete, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Field, Session, SQLModel
+
+from .db import session_scope
+from .publish import OutgoingMessage, PublishError, encode_event, event_json_dict, publish_messages
+
+logger = logging.getLogger("tthc.outbox")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, Identity(), primary_key=True))
+    topic: str = Field(max_length=255)
+    key: str | None = Field(default=None, max_length=255)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the event's JSON, UTF-8, NFC
+    created_at: datetime = Field(default_factory=_utcnow,
+                                 sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+def add_to_outbox(session: Session, topic: str, event: BaseModel | dict[str, Any],
+                  key: str | None = None) -> OutboxMessage:
+    """Queue `event` for `topic` in the caller's transaction. The key defaults to its `dossier_id`."""
+    data = event_json_dict(event)
+    row = OutboxMessage(topic=topic, key=key if key is not None else data.get("dossier_id"),
+                        payload=encode_event(data).decode("utf-8"))
+    session.add(row)
+    return row
+
+
+def _advisory_lock_id(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows. `start()` in the app's startup (after the broker), `stop()` at
+    shutdown, `wake()` after a transaction that added rows (so they leave at once, not at the next poll).
+    """
+
+    def __init__(self, engine: Engine, broker: Any, *, name: str, poll_interval_s: float = 0.5,
+                 batch_size: int = 200, publish_timeout_s: float = 10.0, retry_delay_s: float = 1.0) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.name = name
+        self.poll_interval_s = poll_interval_s
+        self.batch_size = batch_size
+        self.publish_timeout_s = publish_timeout_s
+        self.retry_delay_s = retry_delay_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock_connection: Connection | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        if self._lock_connection is not None:
+            await anyio.to_thread.run_sync(self._release_leadership)
+
+    # ---- one batch --------------------------------------------------------------------------
+
+    def _pending(self) -> list[OutboxMessage]:
+        with session_scope(self.engine) as session:
+            query = select(OutboxMessage).order_by(OutboxMessage.id).limit(self.batch_size)  # type: ignore[arg-type]
+            return list(session.scalars(query))
+
+    def _delete(self, ids: list[int]) -> None:
+        with session_scope(self.engine) as session:
+            session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))  # type: ignore[union-attr]
+
+    async def relay_once(self) -> int:
+        """Publish one batch of pending rows; return how many were published."""
+        rows = await anyio.to_thread.run_sync(self._pending)
+        if not rows:
+            return 0
+        messages = [OutgoingMessage(topic=r.topic, key=r.key, value=r.payload.encode("utf-8")) for r in rows]
+        await publish_messages(self.broker, messages, timeout_s=self.publish_timeout_s)
+        await anyio.to_thread.run_sync(self._delete, [r.id for r in rows if r.id is not None])
+        return len(rows)
+
+    async def drain(self) -> int:
+        """Publish until nothing is pending (tests, shutdown)."""
+        total = 0
+        while n := await self.relay_once():
+            total += n
+        return total
+
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def _try_leadership(self) -> bool:
+        if self.engine.dialect.name != "postgresql":
+            return True  # SQLite: one process owns the file
+        if self._lock_connection is None:
+            self._lock_connection = self.engine.connect()
+        got = self._lock_connection.execute(
+            text("SELECT pg_try_advisory_lock(:id)"), {"id": _advisory_lock_id(f"outbox:{self.name}")}
+        ).scalar()
+        self._lock_connection.commit()
+        return bool(got)
+
+    def _release_leadership(self) -> None:
+        connection, self._lock_connection = self._lock_connection, None
+        if connection is not None:
+            # invalidate, not close: close() would return the session, lock and all, to the pool.
+            # Ending the database session is what releases a session-level advisory lock.
+            connection.invalidate()
+            connection.close()
+
+    async def _run(self) -> None:
+        leader = False
+        while True:
+            # Cleared before looking, so a wake() that arrives while a batch is out is not lost.
+            self._wake.clear()
+            try:
+                if not leader:
+                    leader = await anyio.to_thread.run_sync(self._try_leadership)
+                    if not leader:
+                        await asyncio.sleep(max(self.poll_interval_s, 5.0))
+                        continue
+                published = await self.relay_once()
+                if published:
+                    logger.debug("outbox rows published", extra={"rows": published})
+                    continue  # there may be more
+            except asyncio.CancelledError:
+                raise
+            except PublishError as exc:
+                logger.warning("outbox publish failed, will retry", extra={"error": str(exc)})
+                await asyncio.sleep(self.retry_delay_s)
+                continue
+            except Exception as exc:  # noqa: BLE001 - database trouble: keep the relay alive
+                logger.warning("outbox relay failed, will retry", extra={"error": type(exc).__name__})
+                if leader:
+                    await anyio.to_thread.run_sync(self._release_leadership)
+                    leader = False
+                await asyncio.sleep(self.retry_delay_s)
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
+            except TimeoutError:
+                pass

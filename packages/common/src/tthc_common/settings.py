@@ -1,0 +1,105 @@
+"""Settings every service shares. A service subclasses `ServiceSettings` and sets its env prefix.
+
+    class DeadlineSettings(ServiceSettings):
+        model_config = service_settings_config("DEADLINE_")
+        service_name: ClassVar[str] = "deadline"
+        http_port: int = 8002
+
+Nothing is read at import time: `DeadlineSettings()` reads the environment when it is called.
+
+Two variables are shared by all services and may be given without a prefix:
+`KAFKA_BOOTSTRAP_SERVERS` and `TTHC_TOPIC_PREFIX`. A prefixed one (`DEADLINE_KAFKA_BOOTSTRAP_SERVERS`,
+`DEADLINE_TOPIC_PREFIX`) wins over the shared one, so one service can be pointed elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Literal
+
+from pydantic import model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from tthc_contracts.topics import Topics
+
+# field name -> unprefixed environment variable that every service reads as a fallback
+SHARED_ENV: dict[str, str] = {
+    "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "topic_prefix": "TTHC_TOPIC_PREFIX",
+}
+
+
+def service_settings_config(env_prefix: str) -> SettingsConfigDict:
+    # hide_input_in_errors: a malformed setting must not print a key or a password in the error.
+    return SettingsConfigDict(env_prefix=env_prefix, extra="ignore", case_sensitive=False,
+                              hide_input_in_errors=True)
+
+
+class _SharedEnvSource(PydanticBaseSettingsSource):
+    """Reads the unprefixed shared variables; sits below the prefixed environment in priority."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        env_name = SHARED_ENV.get(field_name)
+        if env_name is None or env_name not in os.environ:
+            return None, field_name, False
+        return os.environ[env_name], field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, _, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[field_name] = value
+        return values
+
+
+class ServiceSettings(BaseSettings):
+    model_config = service_settings_config("TTHC_")
+
+    # Subclasses set it; it names the default database file, consumer group and Kafka client id.
+    service_name: ClassVar[str] = "service"
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    # Empty means `sqlite:///var/<service_name>.db`, relative to the working directory.
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    # Empty means `tthc-<service_name>`.
+    consumer_group: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    # How long to wait for Kafka to acknowledge a publish before the caller gives up (503 / retry).
+    kafka_publish_timeout_s: float = 10.0
+    # /readyz: how long the Kafka and database probes may take.
+    readiness_timeout_s: float = 2.0
+    # A consumer that fails for a passing reason waits this long before the message is read again,
+    # so a database outage does not turn into a hot loop.
+    retry_delay_s: float = 1.0
+    # The outbox relay polls this often when nobody wakes it.
+    outbox_poll_interval_s: float = 0.5
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> ServiceSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///var/{self.service_name}.db"
+        if not self.consumer_group:
+            self.consumer_group = f"tthc-{self.service_name}"
+        return self
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _SharedEnvSource(settings_cls),
+                file_secret_settings)

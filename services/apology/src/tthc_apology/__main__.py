@@ -1,0 +1,53 @@
+"""`python -m tthc_apology` serves the apology service (port 8003);
+`python -m tthc_apology hash-key KEY` prints the digest to put in `APOLOGY_OFFICER_KEYS`
+(`agency_code=<digest>`), so the key itself is never configured."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["hash-key"]:
+        if len(args) != 2:
+            print("usage: python -m tthc_apology hash-key KEY", file=sys.stderr)
+            return 2
+        from .officer_keys import hash_key
+
+        print(hash_key(args[1]))
+        return 0
+    if args:
+        print("usage: python -m tthc_apology [hash-key KEY]", file=sys.stderr)
+        return 2
+
+    from pydantic import ValidationError
+
+    from tthc_common.service import run_service
+    from tthc_core.calendar_config import CalendarFileError
+
+    from .app import create_app
+    from .config import ApologySettings
+    from .documents import TemplateProblems
+
+    try:
+        settings = ApologySettings()
+        app = create_app(settings)
+    except ValidationError as exc:
+        # without the input values: a misconfigured key list may hold plain keys
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in exc.errors(include_url=False, include_input=False))
+        print(f"apology: refusing to start, bad settings: {problems}", file=sys.stderr)
+        return 2
+    except CalendarFileError as exc:
+        print(f"apology: refusing to start, calendar refused: {exc}", file=sys.stderr)
+        return 2
+    except TemplateProblems as exc:
+        print(f"apology: {exc}", file=sys.stderr)
+        return 2
+    run_service(app, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Intake's own Prometheus metrics. Labels are bounded: event type and a fixed reason class, never a
+dossier, a source's data or an applicant."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class RejectReason(StrEnum):
+    UNAUTHORIZED = "unauthorized"  # 401
+    WRONG_SOURCE = "wrong_source"  # 403
+    TOO_LARGE = "too_large"  # 413: body over the byte limit or more events than allowed
+    MALFORMED = "malformed"  # 422: not JSON, not an object or array
+    INVALID = "invalid"  # 422: an event broke the contract
+    KAFKA_UNAVAILABLE = "kafka_unavailable"  # 503
+    DATABASE_UNAVAILABLE = "database_unavailable"  # 503
+
+
+class IntakeMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.accepted = Counter("tthc_intake_events_accepted", "Events published to Kafka, by type",
+                                ["type"], registry=registry)
+        self.duplicates = Counter("tthc_intake_events_duplicate",
+                                  "Events already accepted before (or earlier in the request), not republished",
+                                  ["type"], registry=registry)
+        self.rejected = Counter("tthc_intake_requests_rejected", "Requests refused, by reason class",
+                                ["reason"], registry=registry)
+        self.invalid_events = Counter("tthc_intake_events_invalid", "Events refused as invalid (422)",
+                                      registry=registry)
+        self.batch_size = Histogram("tthc_intake_request_events", "Events per accepted request",
+                                    buckets=(1, 2, 5, 10, 50, 100, 250, 500, 1000), registry=registry)
+        for reason in RejectReason:  # export zeros, so rate() works from the first scrape
+            self.rejected.labels(reason.value)

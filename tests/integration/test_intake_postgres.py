@@ -1,0 +1,66 @@
+"""Intake's migrations and store, and the shared idempotency and outbox tables, on a REAL PostgreSQL
+(fresh database per test from tests/conftest.py's `pg_database_url`)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+from tthc_common.db import make_engine, run_migrations, session_scope
+from tthc_common.idempotency import ProcessedEvent, mark_processed
+from tthc_common.outbox import OutboxMessage, OutboxRelay, add_to_outbox
+from tthc_intake.store import already_accepted, record_accepted
+
+INTAKE_MIGRATIONS = Path(__file__).resolve().parents[2] / "services/intake/src/tthc_intake/migrations"
+
+
+def _event(event_id: str) -> Any:
+    return SimpleNamespace(source="s", event_id=event_id, type="dossier.resolved", dossier_id="D-1")
+
+
+def test_intake_migrations_and_store_on_postgres(pg_database_url: str) -> None:
+    run_migrations(pg_database_url, INTAKE_MIGRATIONS)
+    run_migrations(pg_database_url, INTAKE_MIGRATIONS)
+    engine = make_engine(pg_database_url)
+    try:
+        assert "alembic_version_intake" in sa.inspect(engine).get_table_names()
+        with session_scope(engine) as session:
+            record_accepted(session, [_event("e1"), _event("e2")])
+        with session_scope(engine) as session:
+            record_accepted(session, [_event("e2"), _event("e3")])  # a concurrent request's overlap
+            assert already_accepted(session, "s", ["e1", "e3", "e4"]) == {"e1", "e3"}
+    finally:
+        engine.dispose()
+
+
+def test_mark_processed_on_postgres_keeps_the_transaction_usable(pg_database_url: str) -> None:
+    engine = make_engine(pg_database_url)
+    SQLModel.metadata.create_all(engine, tables=[ProcessedEvent.__table__, OutboxMessage.__table__])
+    try:
+        with session_scope(engine) as session:
+            assert mark_processed(session, "c", "s", "e1") is True
+            assert mark_processed(session, "c", "s", "e1") is False
+            # the conflict did not abort the transaction: more work still commits
+            add_to_outbox(session, "t", {"event_id": "x", "dossier_id": "D"})
+        with session_scope(engine) as session:
+            assert session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)) == 1
+    finally:
+        engine.dispose()
+
+
+async def test_only_one_outbox_relay_leads_per_database(pg_database_url: str) -> None:
+    engine = make_engine(pg_database_url)
+    first = OutboxRelay(engine, broker=None, name="svc")
+    second = OutboxRelay(engine, broker=None, name="svc")
+    try:
+        assert await asyncio.to_thread(first._try_leadership) is True
+        assert await asyncio.to_thread(second._try_leadership) is False
+        await asyncio.to_thread(first._release_leadership)
+        assert await asyncio.to_thread(second._try_leadership) is True
+    finally:
+        await asyncio.to_thread(second._release_leadership)
+        engine.dispose()
