@@ -93,6 +93,8 @@ class ApologyLedger:
         if self._find(kind, data.due_at) is not None:
             return []
         agency = data.handling_agency
+        if agency is None:
+            return []  # nobody to address it from (the deadline service always names the agency)
         draft = Draft(
             apology_id=apology_id_for(self.dossier_id, kind, data.due_at),
             dossier_id=self.dossier_id,
