@@ -1,0 +1,204 @@
+"""Prometheus series of the metrics service.
+
+Index figures (indices.md, "Prometheus"): one gauge per figure of `tthc_core.indices.FIGURES`, named
+`tthc_index_<figure>`, e.g.
+
+    tthc_index_on_time_rate{period="month",agency="000.00.12.H10",field=""}  0.95
+    tthc_index_open_overdue{period="year",agency="",field="G13-TP05"}          3
+    tthc_index_received{period="quarter",agency="",field=""}                120  (the total)
+
+Labels are `period` (`month`, `quarter`, `year`: the current ones, those containing the watermark),
+`agency` and `field`, nothing else (bounded: never a dossier, an applicant or a procedure). A series
+is either the total (`agency=""`, `field=""`), one agency (`field=""`) or one field (`agency=""`);
+select with `agency!=""` or `field!=""`. Rates are fractions 0-1. A figure that is undefined (a rate
+with no denominator) has no series at all rather than 0; a group that has no dossier handled in the
+period has none either. The gauges are recomputed from the database every refresh interval by a
+background task (`GaugeRefresher`), so they cost nothing at scrape time and every replica of the
+service shows the same values.
+
+Also:
+    tthc_metrics_watermark_seconds                      the latest event time seen (Unix seconds)
+    tthc_index_last_refresh_timestamp_seconds           wall time when the last successful gauge refresh
+                                                        began reading the database
+    tthc_index_refresh_duration_seconds                 how long that refresh took
+    tthc_index_refresh_failures_total                   refreshes that failed (the old values stay)
+    tthc_metrics_consumed_events_total{stream,type}     events stored, by stream (dossier, deadline,
+                                                        apology) and event type; redeliveries not counted
+    tthc_metrics_duplicate_events_total{stream}         redelivered or re-posted events ignored
+    tthc_metrics_closed_dossiers_total{agency,outcome}  `deadline.closed` events by handling agency
+                                                        (`unknown` when the event names none) and outcome
+                                                        (early, on_time, late): closed per agency =
+                                                        sum by (agency); on-time closes per agency =
+                                                        sum by (agency) of outcome=~"early|on_time"
+plus FastStream's consumer metrics (`faststream_*`) and `tthc_dead_lettered_messages_total`.
+Counters restart at zero with the process, as Prometheus counters do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import anyio.to_thread
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import Engine
+
+from tthc_core.calendar import CalendarBook
+from tthc_core.indices import FIGURES
+
+from .figures import current_figures
+from .store import read_watermark
+
+logger = logging.getLogger("tthc.metrics.gauges")
+
+FIGURE_HELP = {
+    "received": "Dossiers received in the period",
+    "closed": "Dossiers closed in the period",
+    "early": "Dossiers closed early (before the due date) in the period",
+    "on_time": "Dossiers closed on the due date in the period",
+    "late": "Dossiers closed late in the period",
+    "open_overdue": "Dossiers handled in the period, open and overdue at the cut",
+    "open_within": "Dossiers handled in the period, open and not overdue at the cut",
+    "on_time_rate": "(early + on_time) / closed (ND 61 art. 30)",
+    "i766_on_time_rate": "766 criterion 2.1 on-time rate over the dossiers handled in the period",
+    "i766_on_time_score": "20 x i766_on_time_rate (766 group 2 points)",
+    "single_visit_rate": "Closed dossiers with no supplementation request / closed",
+    "supplement_at_most_once_rate": "Closed dossiers with at most one supplementation request / closed",
+    "contact_score": "Mean over closed dossiers of 2 (no request), 1 (one), 0 (more) (TT 01/2018)",
+    "apology_coverage": "Late dossiers with an apology / late dossiers",
+    "apology_timely_rate": "Late dossiers whose first apology came by the at-risk moment / late dossiers",
+    "avg_processing_days": "Mean office time from start to judged close, stops excluded, in working days",
+}
+assert set(FIGURE_HELP) == set(FIGURES), "every figure needs a help text"
+
+LABELS = ("period", "agency", "field")
+WHOLE = ""  # the label value of "all agencies" / "all fields"
+
+
+def gauge_name(figure: str) -> str:
+    return f"tthc_index_{figure}"
+
+
+class IndexGauges(Collector):
+    """A custom collector serving the last computed figures (replaced whole at each refresh)."""
+
+    def __init__(self) -> None:
+        self._figures: dict[str, dict[str, Any]] = {}
+        self._watermark: datetime | None = None
+        self._refreshed_at: float | None = None
+        self._refresh_seconds: float | None = None
+
+    def update(self, figures: dict[str, dict[str, Any]], watermark: datetime | None, read_at: float,
+               took_s: float) -> None:
+        """`read_at`: wall time when the refresh began reading (the figures reflect the store then)."""
+        self._figures, self._watermark = figures, watermark
+        self._refreshed_at, self._refresh_seconds = read_at, took_s
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families().values()
+        yield from self._status()
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        for period, result in self._figures.items():
+            rows = [((WHOLE, WHOLE), result["total"])]
+            rows += [((agency, WHOLE), row) for agency, row in result.get("by_agency", {}).items()]
+            rows += [((WHOLE, field), row) for field, row in result.get("by_field", {}).items()]
+            for (agency, field), row in rows:
+                for figure in FIGURES:
+                    value = row.get(figure)
+                    if value is not None:
+                        families[figure].add_metric([period, agency, field], float(value))
+        yield from families.values()
+        yield from self._status()
+
+    @staticmethod
+    def _families() -> dict[str, GaugeMetricFamily]:
+        return {f: GaugeMetricFamily(gauge_name(f), FIGURE_HELP[f], labels=LABELS) for f in FIGURES}
+
+    def _status(self) -> Iterator[Metric]:
+        watermark = GaugeMetricFamily("tthc_metrics_watermark_seconds",
+                                      "The latest event time the metrics service has seen")
+        refreshed = GaugeMetricFamily("tthc_index_last_refresh_timestamp_seconds",
+                                      "Wall time when the last successful refresh of the tthc_index_* gauges "
+                                      "began reading the store")
+        took = GaugeMetricFamily("tthc_index_refresh_duration_seconds",
+                                 "Duration of the last successful refresh of the tthc_index_* gauges")
+        if self._watermark is not None:
+            watermark.add_metric([], self._watermark.timestamp())
+        if self._refreshed_at is not None:
+            refreshed.add_metric([], self._refreshed_at)
+            took.add_metric([], self._refresh_seconds or 0.0)
+        yield from (watermark, refreshed, took)
+
+
+class EventCounters:
+    """Live counters fed by the consumers, after their transaction committed."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.consumed = Counter("tthc_metrics_consumed_events", "Events stored, by stream and event type",
+                                ["stream", "type"], registry=registry)
+        self.duplicates = Counter("tthc_metrics_duplicate_events",
+                                  "Events already seen and ignored, by stream", ["stream"], registry=registry)
+        self.closed = Counter("tthc_metrics_closed_dossiers",
+                              "Dossiers closed (deadline.closed), by handling agency and outcome",
+                              ["agency", "outcome"], registry=registry)
+
+    def event(self, stream: str, event_type: str, new: bool) -> None:
+        if new:
+            self.consumed.labels(stream, event_type).inc()
+        else:
+            self.duplicates.labels(stream).inc()
+
+    def closed_dossier(self, agency: str, outcome: str) -> None:
+        self.closed.labels(agency, outcome).inc()
+
+
+class GaugeRefresher:
+    """Recomputes the gauges from the database every `interval_s` seconds (and once at start)."""
+
+    def __init__(self, engine: Engine, book: CalendarBook, gauges: IndexGauges, interval_s: float,
+                 registry: CollectorRegistry) -> None:
+        self.engine, self.book, self.gauges, self.interval_s = engine, book, gauges, interval_s
+        self._task: asyncio.Task[None] | None = None
+        self.failures = Counter("tthc_index_refresh_failures", "Failed refreshes of the tthc_index_* gauges",
+                                registry=registry)
+
+    def _compute(self) -> tuple[dict[str, dict[str, Any]], datetime | None]:
+        watermark = read_watermark(self.engine)
+        if watermark is None:
+            return {}, None
+        return current_figures(self.engine, self.book, watermark), watermark
+
+    async def refresh(self) -> None:
+        read_at, started = time.time(), time.perf_counter()
+        figures, watermark = await anyio.to_thread.run_sync(self._compute)
+        self.gauges.update(figures, watermark, read_at, time.perf_counter() - started)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                self.failures.inc()
+                logger.exception("index gauges refresh failed")
+            await asyncio.sleep(self.interval_s)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="metrics-gauge-refresher")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
