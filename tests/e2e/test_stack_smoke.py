@@ -1,0 +1,191 @@
+"""The four real services as processes (deploy/local/stack.py) on a real broker and PostgreSQL.
+
+A small simulated day goes in through intake's HTTP API; the due dates the deadline service serves must
+be the ones `tthc_core`'s replay computes from the same events, and metrics must count the same dossiers.
+The second test crashes the deadline service (SIGKILL) half-way and restarts it: nothing may be lost
+or counted twice.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from tthc_contracts import parse_dossier_event, parse_ts
+from tthc_core.calendar import CalendarBook
+from tthc_core.replay import replay
+from tthc_sim import generate_day
+
+ROOT = Path(__file__).resolve().parents[2]
+DAY = date(2026, 11, 23)
+SERVICES = ("intake", "deadline", "apology", "metrics")
+COMPARED = ("handling_agency", "received_at", "start_at", "due_at_receipt", "due_at", "extended_due_at",
+            "at_risk_at", "outcome", "closed_at", "late_by_hours", "supplement_requests", "extensions")
+
+
+def _load_stack_module() -> ModuleType:
+    # deploy/local is not a package: load stack.py by path, under a name of its own.
+    spec = importlib.util.spec_from_file_location("tthc_local_stack", ROOT / "deploy" / "local" / "stack.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+stack_module = _load_stack_module()
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _libpq(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme=parts.scheme.split("+", 1)[0]))
+
+
+@pytest.fixture
+def service_databases(postgres_url: str) -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL database for each service (each has its own tables and migration history)."""
+    import psycopg
+    from psycopg import sql
+
+    names = {s: f"e2e_{uuid.uuid4().hex[:10]}_{s}" for s in SERVICES}
+    with psycopg.connect(_libpq(postgres_url), autocommit=True) as conn:
+        for db in names.values():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    try:
+        yield {s: urlunsplit(urlsplit(postgres_url)._replace(path=f"/{db}")) for s, db in names.items()}
+    finally:
+        with psycopg.connect(_libpq(postgres_url), autocommit=True) as conn:
+            for db in names.values():
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+
+
+@pytest.fixture
+def day_events() -> list[dict[str, Any]]:
+    return generate_day(DAY, dossiers=30, seed=5, resends=0.03)
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, topic_prefix: str, service_databases: dict[str, str], tmp_path: Path,
+          day_events: list[dict[str, Any]]) -> Iterator[Any]:
+    agencies = sorted({e["data"]["handling_agency"]["code"] for e in day_events if e["type"] == "dossier.received"})
+    s = stack_module.Stack(
+        kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, var_dir=tmp_path / "var",
+        database_urls=service_databases, ports=dict(zip(SERVICES, _free_ports(4))), officer_agencies=agencies,
+        # The watermark follows the events only, as in a replay: the figures do not depend on today's date.
+        extra_env={"DEADLINE_PUBLISH_TICKS": "false"}, ready_timeout_s=120,
+    )
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+    assert all(v["pid"] is None for v in s.status().values())
+
+
+def _expected(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    until = max(parse_ts(e["occurred_at"]) for e in events) + timedelta(microseconds=1)
+    result = replay([parse_dossier_event(e) for e in events], CalendarBook(), until, None)
+    return {d.dossier_id: d.row() for d in result.dossiers}
+
+
+def _post(client: httpx.Client, stack: Any, events: list[dict[str, Any]]) -> dict[str, int]:
+    r = client.post(stack.url("intake") + "/v1/events", json=events,
+                    headers={"Authorization": f"Bearer {stack.intake_key}"})
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def _served_when_settled(client: httpx.Client, stack: Any, expected: dict[str, dict[str, Any]],
+                         timeout_s: float = 180) -> dict[str, dict[str, Any]]:
+    """Every dossier as the deadline service serves it, once all are there and closures caught up."""
+    want_closed = sum(row["closed_at"] is not None for row in expected.values())
+    end = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < end:
+        body = client.get(stack.url("deadline") + "/v1/dossiers", params={"page_size": 500}).json()
+        rows = {r["dossier_id"]: r for r in body["items"]}
+        last = (len(rows), sum(r["closed_at"] is not None for r in rows.values()))
+        if last == (len(expected), want_closed):
+            return rows
+        time.sleep(0.5)
+    pytest.fail(f"deadline service has (dossiers, closed) = {last}, expected ({len(expected)}, {want_closed})\n"
+                + stack_module.log_tail(stack.log_path("deadline"), 30))
+
+
+def test_a_small_day_through_the_real_services_gives_the_replays_due_dates(
+    stack: Any, day_events: list[dict[str, Any]]
+) -> None:
+    expected = _expected(day_events)
+    assert 25 <= len(expected) <= 30
+    with httpx.Client(timeout=60) as client:
+        body = _post(client, stack, day_events)
+        unique = len({e["event_id"] for e in day_events})
+        assert body["accepted"] + body["duplicates"] == len(day_events)
+        assert body["accepted"] == unique  # the one-stop software's resends are recognised
+
+        served = _served_when_settled(client, stack, expected)
+        # One dossier read on its own, the way a one-stop officer's screen asks for it.
+        some_id = min(expected)
+        single = client.get(stack.url("deadline") + f"/v1/dossiers/{some_id}").json()
+        assert single["due_at"] == expected[some_id]["due_at"]
+
+        for dossier_id, row in expected.items():
+            got = {f: served[dossier_id][f] for f in COMPARED}
+            assert got == {f: row[f] for f in COMPARED}, dossier_id
+        # The generated day has dossiers whose due date moved (supplementation restart, NVTC pause).
+        assert any(r["due_at"] != r["due_at_receipt"] for r in expected.values())
+
+        last_day = max(parse_ts(e["occurred_at"]) for e in day_events).date()
+        figures = client.get(stack.url("metrics") + "/v1/indices",
+                             params={"from": DAY.isoformat(), "to": last_day.isoformat(), "group_by": "agency"})
+        assert figures.status_code == 200
+        total = figures.json()["total"]
+        deadline_end = time.monotonic() + 60
+        while total["closed"] != sum(r["closed_at"] is not None for r in expected.values()):
+            assert time.monotonic() < deadline_end, f"metrics stuck at {total}"
+            time.sleep(0.5)
+            total = client.get(stack.url("metrics") + "/v1/indices", params={
+                "from": DAY.isoformat(), "to": last_day.isoformat(), "group_by": "agency"}).json()["total"]
+        assert total["received"] == len(expected)
+        assert total["late"] == sum(r["outcome"] == "late" for r in expected.values())
+
+
+def test_the_deadline_service_killed_half_way_loses_and_doubles_nothing(
+    stack: Any, day_events: list[dict[str, Any]]
+) -> None:
+    expected = _expected(day_events)
+    half = len(day_events) // 2
+    with httpx.Client(timeout=60) as client:
+        _post(client, stack, day_events[:half])
+        time.sleep(1.0)  # let it take part of the first half
+        stack.kill("deadline")  # SIGKILL: no graceful shutdown, uncommitted offsets and all
+        _post(client, stack, day_events[half:])  # intake keeps accepting while deadline is down
+        stack.restart("deadline")
+        served = _served_when_settled(client, stack, expected)
+    for dossier_id, row in expected.items():
+        assert {f: served[dossier_id][f] for f in COMPARED} == {f: row[f] for f in COMPARED}, dossier_id
+        assert served[dossier_id]["supplement_requests"] == row["supplement_requests"]  # nothing applied twice
