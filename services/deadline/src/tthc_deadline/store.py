@@ -1,0 +1,372 @@
+"""Units of work of the deadline service. Each function runs inside ONE transaction (the caller's
+`session`, from `tthc_common.db.run_in_transaction`): state, processed-event row, event log and outbox
+commit together or not at all.
+
+Locks (PostgreSQL), always taken in this order so that replicas never deadlock:
+watermark row -> dossier row. The sweeps lock dossier rows only, with SKIP LOCKED: a row a consumer
+holds is brought up to date by that consumer's own re-fold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from tthc_common.idempotency import mark_processed
+from tthc_common.outbox import add_to_outbox
+from tthc_contracts import dossier_event_adapter, format_ts, to_vn
+from tthc_core.calendar import CalendarBook
+from tthc_core.deadlines import Dossier
+
+from .folding import advance_stored, receipt_winner, refold
+from .models import (
+    TICK_ROW,
+    WATERMARK_ROW,
+    DossierEventRow,
+    DossierRow,
+    ReceiptConflictRow,
+    WatermarkRow,
+    utcnow,
+)
+
+# processed_events.consumer for dossier events (one database may serve several consumers).
+EVENTS_CONSUMER = "deadline"
+
+
+@dataclass(frozen=True)
+class ActiveCalendar:
+    """The calendars in force and their fingerprint (`calendar_version.calendar_version`)."""
+
+    book: CalendarBook
+    version: str
+
+
+@dataclass(frozen=True)
+class KafkaPosition:
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass
+class EventOutcome:
+    duplicate: bool = False
+    held: bool = False  # no dossier.received yet: the event waits in the log
+    derived: list[Any] = field(default_factory=list)
+    conflicts: int = 0
+    watermark: datetime | None = None
+    # Some dossier's next moment is at or before the (advanced) watermark: a sweep has work to do.
+    moments_due: bool = False
+    # occurred_at lay too far past the latest tick to move the watermark (event_time_limit).
+    ahead_of_ticks: bool = False
+
+
+@dataclass
+class SweepOutcome:
+    dossier_ids: list[str] = field(default_factory=list)
+    derived: list[Any] = field(default_factory=list)
+
+
+# -- watermark --------------------------------------------------------------------------------------
+def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(table).values(**values).on_conflict_do_nothing())
+
+
+def read_watermark(session: Session, name: str = WATERMARK_ROW) -> datetime | None:
+    return session.scalar(select(WatermarkRow.at).where(WatermarkRow.name == name))
+
+
+def _watermark_row(session: Session, name: str) -> WatermarkRow | None:
+    return session.scalars(
+        select(WatermarkRow).where(WatermarkRow.name == name).with_for_update()
+    ).one_or_none()
+
+
+def advance_watermark(session: Session, at: datetime, name: str = WATERMARK_ROW) -> tuple[datetime | None, datetime]:
+    """watermark := max(watermark, at), under the row's lock. Returns (before, after), in +07:00."""
+    at = to_vn(at)
+    row = _watermark_row(session, name)
+    if row is None:
+        # The very first event: insert-or-ignore, in case a replica is doing the same right now.
+        _insert_ignore(session, WatermarkRow, {"name": name, "at": at, "updated_at": utcnow()})
+        row = _watermark_row(session, name)
+        assert row is not None
+        if row.at == at:
+            return None, at
+    before = row.at
+    if at > before:
+        row.at = at
+        row.updated_at = utcnow()
+        session.add(row)
+    return before, row.at
+
+
+def advance_by_tick(session: Session, at: datetime) -> tuple[datetime | None, datetime]:
+    """A wall-clock tick: remember the latest tick instant, and move the watermark."""
+    advance_watermark(session, at, TICK_ROW)
+    return advance_watermark(session, at)
+
+
+def event_time_limit(session: Session, max_lead: timedelta | None) -> datetime | None:
+    """How far one event may push the watermark: the latest tick plus `max_lead` (None: no limit).
+
+    A mistyped occurred_at (2062 for 2026) must not make every open dossier overdue at once; it
+    still counts for its own dossier. Without ticks (a replay) event time alone rules.
+    """
+    if max_lead is None:
+        return None
+    tick = read_watermark(session, TICK_ROW)
+    return None if tick is None else tick + max_lead
+
+
+def any_moment_due(session: Session, watermark: datetime) -> bool:
+    """One index probe: is there a dossier whose next moment the watermark has reached?"""
+    return session.scalar(
+        select(DossierRow.dossier_id).where(DossierRow.next_moment_at <= watermark).limit(1)  # type: ignore[operator]
+    ) is not None
+
+
+# -- dossier rows -------------------------------------------------------------------------------------
+def _encode_state(state: Dossier) -> str:
+    return json.dumps(state.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_state(text: str) -> Dossier:
+    return Dossier.from_json(json.loads(text))
+
+
+def _save_state(session: Session, row: DossierRow | None, state: Dossier, now: datetime | None,
+                calendar_version: str) -> None:
+    """Write the state and the columns derived from it (at the watermark `now`)."""
+    if row is None:
+        row = DossierRow(dossier_id=state.dossier_id, handling_agency="", state="", received_at=state.received_at,
+                         due_at=state.due_at, state_json="", calendar_version=calendar_version)
+    row.handling_agency = state.handling_agency.code
+    row.state = state.state_at(now)
+    row.next_moment_at = state.next_moment_at()
+    row.received_at = state.received_at
+    row.due_at = state.due_at
+    row.state_json = _encode_state(state)
+    row.calendar_version = calendar_version
+    row.updated_at = utcnow()
+    session.add(row)
+
+
+def _queue(session: Session, topic: str, derived: list[Any]) -> None:
+    for event in derived:
+        add_to_outbox(session, topic, event)
+
+
+def _lock_dossier(session: Session, dossier_id: str) -> DossierRow | None:
+    return session.scalars(
+        select(DossierRow).where(DossierRow.dossier_id == dossier_id).with_for_update()
+    ).one_or_none()
+
+
+def _event_log(session: Session, dossier_id: str) -> tuple[list[DossierEventRow], dict[int, Any]]:
+    log = list(session.scalars(
+        select(DossierEventRow).where(DossierEventRow.dossier_id == dossier_id).order_by(DossierEventRow.id)
+    ))
+    return log, {r.id: dossier_event_adapter.validate_json(r.payload) for r in log}  # type: ignore[misc]
+
+
+def _refold_row(session: Session, calendar: ActiveCalendar, row: DossierRow | None, events: Any,
+                watermark: datetime, deadline_topic: str) -> tuple[Dossier | None, list[Any]]:
+    """Re-fold one dossier from its log, store the state and queue the new derived events."""
+    stored = decode_state(row.state_json) if row is not None else None
+    stale = stored if row is not None and row.calendar_version != calendar.version else None
+    state, derived = refold(calendar.book, events, stored.emitted if stored else (), watermark,
+                            calendar_changed_from=stale)
+    if state is not None:
+        _save_state(session, row, state, watermark, calendar.version)
+        _queue(session, deadline_topic, derived)
+    return state, derived
+
+
+# -- one dossier event ------------------------------------------------------------------------------
+def _conflict_reason(loser: Any, winner: Any) -> str:
+    return (
+        f"conflicting dossier.received: dossier {winner.dossier_id} was already received by event "
+        f"{winner.event_id} (source {winner.source}, occurred_at {format_ts(winner.occurred_at)}); "
+        f"the first receipt in event order wins and this one ({loser.event_id}, occurred_at "
+        f"{format_ts(loser.occurred_at)}) is ignored"
+    )
+
+
+def _record_conflicts(session: Session, log: list[DossierEventRow], parsed: dict[int, Any]) -> int:
+    """Mark every receipt but the winner ignored, with a dead-letter record for each new loser."""
+    receipts = [r for r in log if r.type == "dossier.received"]
+    if len(receipts) < 2:
+        return 0
+    winner = receipt_winner([parsed[r.id] for r in receipts])  # type: ignore[index]
+    count = 0
+    for row in receipts:
+        event = parsed[row.id]  # type: ignore[index]
+        if event is winner or row.ignored:
+            continue
+        reason = _conflict_reason(event, winner)
+        row.ignored, row.ignored_reason = True, reason
+        session.add(row)
+        session.add(ReceiptConflictRow(
+            dossier_id=row.dossier_id, source=row.source, event_id=row.event_id,
+            winner_source=winner.source, winner_event_id=winner.event_id, reason=reason, payload=row.payload,
+            kafka_topic=row.kafka_topic, kafka_partition=row.kafka_partition, kafka_offset=row.kafka_offset,
+        ))
+        count += 1
+    return count
+
+
+def process_dossier_event(
+    session: Session,
+    *,
+    calendar: ActiveCalendar,
+    event: Any,
+    deadline_topic: str,
+    position: KafkaPosition = KafkaPosition(),
+    max_lead: timedelta | None = None,
+) -> EventOutcome:
+    """Record one dossier event and re-fold its dossier at the advanced watermark.
+
+    A second delivery of `(source, event_id)` finds the processed-event row and changes nothing.
+    """
+    if not mark_processed(session, EVENTS_CONSUMER, event.source, event.event_id):
+        return EventOutcome(duplicate=True)
+    limit = event_time_limit(session, max_lead)
+    ahead = limit is not None and event.occurred_at > limit
+    before, watermark = advance_watermark(session, limit if ahead else event.occurred_at)  # type: ignore[arg-type]
+    session.add(DossierEventRow(
+        dossier_id=event.dossier_id, source=event.source, event_id=event.event_id, type=event.type,
+        occurred_at=event.occurred_at, payload=json.dumps(event.model_dump(mode="json"), ensure_ascii=False),
+        kafka_topic=position.topic, kafka_partition=position.partition, kafka_offset=position.offset,
+    ))
+    session.flush()
+    row = _lock_dossier(session, event.dossier_id)
+    log, parsed = _event_log(session, event.dossier_id)
+    conflicts = _record_conflicts(session, log, parsed) if event.type == "dossier.received" else 0
+    state, derived = _refold_row(session, calendar, row, parsed.values(), watermark, deadline_topic)
+    outcome = EventOutcome(conflicts=conflicts, watermark=watermark, held=state is None, derived=derived,
+                           ahead_of_ticks=ahead)
+    if before is None or watermark > before:
+        session.flush()
+        outcome.moments_due = any_moment_due(session, watermark)
+    return outcome
+
+
+# -- time passing ------------------------------------------------------------------------------------
+def advance_due_batch(session: Session, *, calendar: ActiveCalendar, deadline_topic: str,
+                      limit: int) -> SweepOutcome:
+    """Advance up to `limit` dossiers whose next moment is at or before the watermark.
+
+    An index range scan on `next_moment_at`, oldest first; each advanced dossier's next moment moves
+    past the watermark (or to NULL), so repeated batches drain the range.
+    """
+    outcome = SweepOutcome()
+    watermark = read_watermark(session)
+    if watermark is None:
+        return outcome
+    query = (
+        select(DossierRow)
+        .where(DossierRow.next_moment_at <= watermark)  # type: ignore[operator]
+        .order_by(DossierRow.next_moment_at, DossierRow.dossier_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    for row in session.scalars(query):
+        if row.calendar_version != calendar.version:  # computed under another calendar: re-fold it
+            _, derived = _refold_row(session, calendar, row, _event_log(session, row.dossier_id)[1].values(),
+                                     watermark, deadline_topic)
+        else:
+            state = decode_state(row.state_json)
+            derived = advance_stored(calendar.book, state, watermark)
+            _save_state(session, row, state, watermark, calendar.version)
+            _queue(session, deadline_topic, derived)
+        outcome.dossier_ids.append(row.dossier_id)
+        outcome.derived.extend(derived)
+    return outcome
+
+
+def rebase_calendar_batch(session: Session, *, calendar: ActiveCalendar, deadline_topic: str, limit: int,
+                          after: str = "") -> SweepOutcome:
+    """Re-fold up to `limit` open dossiers computed under another calendar (dossier_id > `after`)."""
+    outcome = SweepOutcome()
+    watermark = read_watermark(session)
+    if watermark is None:
+        return outcome
+    query = (
+        select(DossierRow)
+        .where(DossierRow.calendar_version != calendar.version, DossierRow.state != "closed",
+               DossierRow.dossier_id > after)
+        .order_by(DossierRow.dossier_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    for row in session.scalars(query):
+        _, derived = _refold_row(session, calendar, row, _event_log(session, row.dossier_id)[1].values(),
+                                 watermark, deadline_topic)
+        outcome.dossier_ids.append(row.dossier_id)
+        outcome.derived.extend(derived)
+    return outcome
+
+
+# -- reads -------------------------------------------------------------------------------------------
+@dataclass
+class DossierLookup:
+    state: Dossier | None
+    held_events: int
+    watermark: datetime | None
+
+
+def get_dossier(session: Session, dossier_id: str) -> DossierLookup:
+    row = session.get(DossierRow, dossier_id)
+    watermark = read_watermark(session)
+    if row is not None:
+        return DossierLookup(decode_state(row.state_json), 0, watermark)
+    held = session.scalar(
+        select(func.count()).select_from(DossierEventRow).where(DossierEventRow.dossier_id == dossier_id)
+    ) or 0
+    return DossierLookup(None, held, watermark)
+
+
+def list_dossiers(
+    session: Session, *, agency: str | None, state: str | None, offset: int, limit: int
+) -> tuple[list[Dossier], int, datetime | None]:
+    conditions = []
+    if agency:
+        conditions.append(DossierRow.handling_agency == agency)
+    if state:
+        conditions.append(DossierRow.state == state)
+    total = session.scalar(select(func.count()).select_from(DossierRow).where(*conditions)) or 0
+    rows = session.scalars(
+        select(DossierRow.state_json).where(*conditions).order_by(DossierRow.dossier_id).offset(offset).limit(limit)
+    )
+    return [decode_state(text) for text in rows], total, read_watermark(session)
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for state, n in session.execute(select(DossierRow.state, func.count()).group_by(DossierRow.state)):
+        counts[state] = n
+    return dict(counts)
+
+
+# -- receipt conflicts (dead-letter records) ---------------------------------------------------------
+def pending_conflicts(session: Session, limit: int = 100) -> list[ReceiptConflictRow]:
+    return list(session.scalars(
+        select(ReceiptConflictRow).where(ReceiptConflictRow.published_at.is_(None))  # type: ignore[union-attr]
+        .order_by(ReceiptConflictRow.id).limit(limit)
+    ))
+
+
+def mark_conflicts_published(session: Session, ids: list[int]) -> None:
+    session.execute(
+        update(ReceiptConflictRow).where(ReceiptConflictRow.id.in_(ids)).values(published_at=utcnow())  # type: ignore[union-attr]
+    )

@@ -1,0 +1,135 @@
+"""Time passing, in the background: when the watermark moves, the dossiers whose next moment (at risk,
+overdue) it passed are advanced; at start-up, the open dossiers computed under another calendar are
+re-folded first.
+
+It runs beside the consumers, never inside them, so a watermark jump over thousands of moments does
+not hold a Kafka consumer past its poll interval. Each batch is one transaction (state + outbox rows of
+a bounded number of dossiers), found by an index range scan on `next_moment_at`; row locks keep it
+and the consumers apart. It also wakes every `poll_interval_s` on its own, so a failed run is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from tthc_common.db import run_in_transaction
+from tthc_common.outbox import OutboxRelay
+
+from .metrics import DeadlineMetrics
+from .store import ActiveCalendar, advance_due_batch, rebase_calendar_batch
+
+logger = logging.getLogger("tthc.deadline.sweeper")
+
+
+class DueSweeper:
+    def __init__(self, engine: Engine, calendar: ActiveCalendar, *, deadline_topic: str, batch_size: int,
+                 metrics: DeadlineMetrics, relay: OutboxRelay, poll_interval_s: float = 5.0,
+                 retry_delay_s: float = 1.0) -> None:
+        self.engine = engine
+        self.calendar = calendar
+        self.deadline_topic = deadline_topic
+        self.batch_size = batch_size
+        self.metrics = metrics
+        self.relay = relay
+        self.poll_interval_s = poll_interval_s
+        self.retry_delay_s = retry_delay_s
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._busy = False
+        self._rebase_pending = True
+        self._task: asyncio.Task[None] | None = None
+
+    # -- the background loop ------------------------------------------------------------------------
+    def request(self) -> None:
+        """The watermark moved: sweep soon."""
+        self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        return not self._wake.is_set() and not self._busy and not self._rebase_pending
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="deadline-sweeper")
+            self.request()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            self._busy = True
+            try:
+                if self._rebase_pending:
+                    await self.rebase_calendar()
+                    self._rebase_pending = False
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database away: the next wake or poll tries again
+                logger.warning("due sweep failed, will retry", extra={"error": type(exc).__name__})
+                await asyncio.sleep(self.retry_delay_s)
+                self._wake.set()
+            finally:
+                self._busy = False
+
+    # -- the work -----------------------------------------------------------------------------------
+    async def sweep(self) -> int:
+        """Advance every dossier due at the stored watermark; returns how many were advanced."""
+        async with self._lock:
+            total = 0
+            seen: set[str] = set()
+            while True:
+                outcome = await run_in_transaction(self.engine, partial(
+                    advance_due_batch, calendar=self.calendar, deadline_topic=self.deadline_topic,
+                    limit=self.batch_size))
+                self._published(outcome.derived)
+                ids = outcome.dossier_ids
+                total += len(ids)
+                self.metrics.moments_swept.inc(len(ids))
+                if len(ids) < self.batch_size:
+                    return total
+                if seen.issuperset(ids):
+                    # Advancing must move every next moment past the watermark; if it did not, stop
+                    # rather than spin (the next wake retries).
+                    logger.error("due sweep made no progress", extra={"count": len(ids)})
+                    return total
+                seen.update(ids)
+
+    async def rebase_calendar(self) -> int:
+        """Re-fold every open dossier computed under another calendar; returns how many."""
+        async with self._lock:
+            total, after = 0, ""
+            while True:
+                outcome = await run_in_transaction(self.engine, partial(
+                    rebase_calendar_batch, calendar=self.calendar, deadline_topic=self.deadline_topic,
+                    limit=self.batch_size, after=after))
+                self._published(outcome.derived)
+                total += len(outcome.dossier_ids)
+                self.metrics.calendar_rebased.inc(len(outcome.dossier_ids))
+                if len(outcome.dossier_ids) < self.batch_size:
+                    if total:
+                        logger.info("open dossiers re-folded under the new calendar", extra={"count": total})
+                    return total
+                after = outcome.dossier_ids[-1]
+
+    def _published(self, derived: list[Any]) -> None:
+        if derived:
+            self.metrics.count_derived(derived)
+            self.relay.wake()

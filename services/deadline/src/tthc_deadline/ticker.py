@@ -1,0 +1,69 @@
+"""The wall-clock tick (interfaces.md, Time): the ONLY place the deadline service reads the clock.
+
+Every `tick_interval_s` it publishes `deadline.tick` with the current instant to its own topic; the
+service consumes that topic like any other input, so time advances by messages, as in a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from tthc_common.publish import JSON_HEADERS
+from tthc_contracts import VN_TZ
+from tthc_contracts.derived import Tick
+
+from .metrics import DeadlineMetrics
+
+logger = logging.getLogger("tthc.deadline.ticker")
+
+
+def wall_clock() -> datetime:
+    return datetime.now(VN_TZ)
+
+
+class Ticker:
+    def __init__(self, broker: Any, *, topic: str, interval_s: float, instance: str, metrics: DeadlineMetrics,
+                 publish_timeout_s: float = 10.0, clock: Callable[[], datetime] = wall_clock) -> None:
+        self.broker = broker
+        self.topic = topic
+        self.interval_s = interval_s
+        self.instance = instance
+        self.metrics = metrics
+        self.publish_timeout_s = publish_timeout_s
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def tick_once(self) -> Tick:
+        tick = Tick(at=self.clock(), instance=self.instance)
+        async with asyncio.timeout(self.publish_timeout_s):
+            await self.broker.publish(tick.model_dump_json().encode("utf-8"), self.topic,
+                                      key=self.instance.encode("utf-8"), headers=JSON_HEADERS)
+        self.metrics.ticks_published.inc()
+        return tick
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Kafka away: the next tick carries a later instant anyway
+                logger.warning("tick not published", extra={"error": type(exc).__name__})
+            await asyncio.sleep(self.interval_s)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="deadline-ticker")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
