@@ -118,8 +118,8 @@ def inbox_router() -> APIRouter:
         drafts = await run_in_transaction(rt.engine, partial(
             list_entries, agency_code=officer.agency_code, status="draft", offset=0, limit=1000))
         issued = await run_in_transaction(rt.engine, partial(
-            list_entries, agency_code=officer.agency_code, status="issued", offset=0, limit=ISSUED_SHOWN))
-        issued.sort(key=lambda e: e.row.issued_at or e.row.due_at, reverse=True)
+            list_entries, agency_code=officer.agency_code, status="issued", offset=0, limit=ISSUED_SHOWN,
+            newest_issued_first=True))
         return HTMLResponse(_page(officer, drafts, issued, **kwargs), status_code=status_code)
 
     def with_cookie(response: Response, request: Request, key: str) -> Response:
@@ -131,6 +131,10 @@ def inbox_router() -> APIRouter:
     async def inbox(request: Request, key: str | None = None, issued: str | None = None) -> Response:
         rt = runtime_of(request)
         if key is not None:
+            # As the login form's Origin check: a link on another site must not log the officer in with
+            # that site's key. Fetch metadata: typed or bookmarked ("none") or from this page only.
+            if request.headers.get("sec-fetch-site", "none") not in ("none", "same-origin"):
+                return HTMLResponse(_login_page("Yêu cầu không xuất phát từ trang này."), status_code=403)
             officer = rt.keys.identify(key)
             if officer is None:
                 return HTMLResponse(_login_page("Khóa truy cập không đúng."), status_code=401)

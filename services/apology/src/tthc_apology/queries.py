@@ -47,9 +47,9 @@ class ApologyEntry:
 
 
 def list_entries(session: Session, agency_code: str, status: Status | None, *, offset: int,
-                 limit: int) -> list[ApologyEntry]:
+                 limit: int, newest_issued_first: bool = False) -> list[ApologyEntry]:
     """Drafts first, then issued, then cancelled; within each the earliest due date (the most overdue)
-    first."""
+    first. `newest_issued_first`: the latest issued first (the inbox's "recently issued" table)."""
     status_rank = case((Apology.status == "draft", 0), (Apology.status == "issued", 1), else_=2)
     query = (
         select(Apology, ApologyDossier)
@@ -58,7 +58,10 @@ def list_entries(session: Session, agency_code: str, status: Status | None, *, o
     )
     if status is not None:
         query = query.where(Apology.status == status)
-    query = query.order_by(status_rank, Apology.due_at, Apology.dossier_id, Apology.kind)
+    if newest_issued_first:
+        query = query.order_by(Apology.issued_at.desc(), Apology.apology_id)
+    else:
+        query = query.order_by(status_rank, Apology.due_at, Apology.dossier_id, Apology.kind)
     return [ApologyEntry(row, dossier) for row, dossier in session.execute(query.offset(offset).limit(limit))]
 
 
