@@ -575,6 +575,14 @@ def fold(
     return machine.state, machine.out
 
 
+def advance(state: Dossier, book: CalendarBook, now: datetime) -> list[Any]:
+    """Let event time pass to `now` on a stored state (in place); returns the new derived events."""
+    machine = DossierMachine(book, state.dossier_id, state.emitted)
+    machine.state = state
+    machine.advance(now)
+    return machine.out
+
+
 def reschedule(
     events: Iterable[Any], book: CalendarBook, previous: Dossier, at: datetime
 ) -> tuple[Dossier | None, list[Any]]:

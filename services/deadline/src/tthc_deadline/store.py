@@ -23,9 +23,9 @@ from tthc_common.idempotency import mark_processed
 from tthc_common.outbox import add_to_outbox
 from tthc_contracts import dossier_event_adapter, format_ts, to_vn
 from tthc_core.calendar import CalendarBook
-from tthc_core.deadlines import Dossier
+from tthc_core.deadlines import Dossier, advance
 
-from .folding import advance_stored, receipt_winner, refold
+from .folding import receipt_winner, refold
 from .models import (
     TICK_ROW,
     WATERMARK_ROW,
@@ -286,7 +286,7 @@ def advance_due_batch(session: Session, *, calendar: ActiveCalendar, deadline_to
                                      watermark, deadline_topic)
         else:
             state = decode_state(row.state_json)
-            derived = advance_stored(calendar.book, state, watermark)
+            derived = advance(state, calendar.book, watermark)
             _save_state(session, row, state, watermark, calendar.version)
             _queue(session, deadline_topic, derived)
         outcome.dossier_ids.append(row.dossier_id)
