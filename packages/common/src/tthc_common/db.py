@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import event, text
+from sqlalchemy import event, literal_column, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -114,3 +115,20 @@ def run_migrations(engine_url: str, script_location: str | Path) -> None:
     if is_sqlite(engine_url):
         make_engine(engine_url).dispose()  # creates the parent directory of the database file
     command.upgrade(config, "head")
+
+
+def insert_ignoring_conflict(session: Session, table: Any, values: dict[str, object]) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING; returns the number of rows inserted (0 or 1).
+
+    RETURNING rather than `rowcount`, which drivers do not report alike for this statement.
+    ON CONFLICT rather than catching IntegrityError: on PostgreSQL a failed INSERT aborts the whole
+    transaction, and the caller's state change lives in that transaction.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":  # RETURNING needs SQLite >= 3.35 (2021)
+        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two databases above are supported
+        raise NotImplementedError(f"insert_ignoring_conflict does not support {dialect}")
+    return len(session.execute(stmt.returning(literal_column("1"))).all())

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, literal_column
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, DateTime
 from sqlmodel import Field, Session, SQLModel
+
+from .db import insert_ignoring_conflict
 
 
 def _utcnow() -> datetime:
@@ -29,23 +30,6 @@ class ProcessedEvent(SQLModel, table=True):
                                    sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
-def _insert_ignoring_conflict(session: Session, table: type[SQLModel], values: dict[str, object]) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING; returns the number of rows inserted (0 or 1).
-
-    RETURNING rather than `rowcount`, which drivers do not report alike for this statement.
-
-    ON CONFLICT rather than catching IntegrityError: on PostgreSQL a failed INSERT aborts the whole
-    transaction, and the caller's state change lives in that transaction.
-    """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":  # RETURNING needs SQLite >= 3.35 (2021)
-        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two databases above are supported
-        raise NotImplementedError(f"mark_processed does not support {dialect}")
-    inserted = session.execute(stmt.returning(literal_column("1"))).all()
-    return len(inserted)
 
 
 def mark_processed(session: Session, consumer: str, source: str, event_id: str) -> bool:
@@ -53,7 +37,7 @@ def mark_processed(session: Session, consumer: str, source: str, event_id: str) 
 
     Returns True the first time, False when the event was already processed (do nothing then).
     """
-    inserted = _insert_ignoring_conflict(
+    inserted = insert_ignoring_conflict(
         session,
         ProcessedEvent,
         {"consumer": consumer, "source": source, "event_id": event_id, "processed_at": _utcnow()},

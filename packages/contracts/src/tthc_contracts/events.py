@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -299,7 +298,7 @@ def parse_dossier_event(raw: Any) -> Any:
 def parse_dossier_event_json(text: str | bytes) -> Any:
     try:
         return dossier_event_adapter.validate_json(text)
-    except ValidationError as exc:
+    except ValidationError:
         # Re-run on the decoded object to report fields the same way as for parsed JSON.
         import json
 

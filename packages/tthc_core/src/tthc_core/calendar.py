@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar as _stdcal
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 import holidays

@@ -12,19 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from tthc_common.db import insert_ignoring_conflict
 from tthc_common.outbox import add_to_outbox
 from tthc_core.apology import ApologyLedger, Draft
 
 from .models import Apology, ApologyDossier
-
-
-def insert_ignoring_conflict(session: Session, table: Any, values: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing())
 
 
 def lock_dossier(session: Session, dossier_id: str) -> ApologyDossier:

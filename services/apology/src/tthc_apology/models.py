@@ -12,36 +12,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import Column, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from tthc_common.types import UtcDateTime
 from tthc_common.idempotency import ProcessedEvent  # noqa: F401  (registers the table in SQLModel.metadata)
 from tthc_common.outbox import OutboxMessage  # noqa: F401
 from tthc_contracts.events import Agency
 from tthc_core.apology import Draft
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """An aware timestamp stored in UTC. SQLite's DATETIME would silently drop the offset, so the
-    value is normalised to UTC on the way in and read back as UTC: equal instants compare (and hit the
-    unique constraint) equal whatever offset they were written with."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("naive timestamp")
-        value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def utcnow() -> datetime:

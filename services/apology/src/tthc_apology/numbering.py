@@ -14,7 +14,7 @@ import unicodedata
 from sqlalchemy import select
 from sqlmodel import Session
 
-from .ledger_store import insert_ignoring_conflict
+from tthc_common.db import insert_ignoring_conflict
 from .models import Apology, ApologyNumberCounter
 
 SUFFIX = "/PXL"

@@ -21,7 +21,7 @@ from sqlmodel import Field, SQLModel
 from tthc_common.idempotency import ProcessedEvent  # noqa: F401  (registers the table)
 from tthc_common.outbox import OutboxMessage  # noqa: F401  (registers the table)
 
-from .utc import UtcDateTime
+from tthc_common.types import UtcDateTime
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from tthc_common.db import insert_ignoring_conflict
 from tthc_common.idempotency import mark_processed
 from tthc_common.outbox import add_to_outbox
 from tthc_contracts import dossier_event_adapter, format_ts, to_vn
@@ -75,12 +75,6 @@ class SweepOutcome:
 
 
 # -- watermark --------------------------------------------------------------------------------------
-def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing())
-
-
 def read_watermark(session: Session, name: str = WATERMARK_ROW) -> datetime | None:
     return session.scalar(select(WatermarkRow.at).where(WatermarkRow.name == name))
 
@@ -97,7 +91,7 @@ def advance_watermark(session: Session, at: datetime, name: str = WATERMARK_ROW)
     row = _watermark_row(session, name)
     if row is None:
         # The very first event: insert-or-ignore, in case a replica is doing the same right now.
-        _insert_ignore(session, WatermarkRow, {"name": name, "at": at, "updated_at": utcnow()})
+        insert_ignoring_conflict(session, WatermarkRow, {"name": name, "at": at, "updated_at": utcnow()})
         row = _watermark_row(session, name)
         assert row is not None
         if row.at == at:

@@ -15,33 +15,14 @@ offset the event carried.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, TypeDecorator
+from sqlalchemy import JSON, Column, Index, String
 from sqlmodel import Field, SQLModel
 
+from tthc_common.types import UtcDateTime
 from tthc_common.idempotency import ProcessedEvent  # noqa: F401  (registers processed_events)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out; naive UTC on SQLite so that text order is time order."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UtcDateTime column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class StoredDossierEvent(SQLModel, table=True):

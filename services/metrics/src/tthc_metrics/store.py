@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from tthc_common.db import insert_ignoring_conflict
 from tthc_common.db import session_scope
 from tthc_common.idempotency import mark_processed
 from tthc_contracts import CLOSING_TYPES, parse_dossier_event
@@ -79,12 +79,6 @@ def redact(event: Any) -> dict[str, Any]:
 
 
 # -- writers ------------------------------------------------------------------------------------------
-def _insert_ignoring_conflict(session: Session, table: Any, values: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing())
-
-
 def advance_watermark(session: Session, stream: str, at: datetime) -> None:
     """metrics_watermarks[stream] = max(itself, at), safe against concurrent consumers."""
     W = StreamWatermark
@@ -92,7 +86,7 @@ def advance_watermark(session: Session, stream: str, at: datetime) -> None:
     move = (update(W).where(W.stream == stream, W.at < at).values(at=at)
             .execution_options(synchronize_session=False))
     if session.execute(move).rowcount == 0 and session.get(W, stream) is None:  # type: ignore[attr-defined]
-        _insert_ignoring_conflict(session, W, {"stream": stream, "at": at})
+        insert_ignoring_conflict(session, W, {"stream": stream, "at": at})
         session.execute(move)  # another consumer may have inserted a later instant meanwhile
 
 

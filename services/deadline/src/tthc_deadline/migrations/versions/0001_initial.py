@@ -19,7 +19,7 @@ branch_labels = None
 depends_on = None
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Instant = sa.DateTime(timezone=True)  # UTC (tthc_deadline.utc.UtcDateTime)
+Instant = sa.DateTime(timezone=True)  # UTC (tthc_common.types.UtcDateTime)
 
 
 def upgrade() -> None:

@@ -1,10 +1,9 @@
 """An instant column that means the same on SQLite and PostgreSQL.
 
-PostgreSQL keeps `timestamptz`; SQLite has no time zones and SQLAlchemy would store the wall time of
-whatever offset the value carried, so `+07:00` and `+00:00` instants would compare as text wrongly.
-Storing UTC everywhere keeps `next_moment_at <= :watermark` a correct index range scan on both.
-Values are read back in Vietnam's +07:00, the offset of everything the services write (an instant
-read here may end up in a published event, e.g. the watermark as a `calendar_change` instant).
+PostgreSQL keeps `timestamptz`; SQLite has no time zones and would store the wall time of whatever
+offset the value carried, so `+07:00` and `+00:00` instants would compare wrongly as text. Storing UTC
+everywhere keeps range scans (`next_moment_at <= :watermark`) and unique constraints on instants
+correct on both. Values are read back in Vietnam's +07:00, the offset of everything the services write.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
+        if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("naive datetime for a UTC column")
         value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
