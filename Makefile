@@ -11,6 +11,8 @@ DEMO_KAFKA_PORT ?= 39500
 BENCH_KAFKA_PORT ?= 39600
 
 include deploy/local/infra.mk
+include deploy/local/tools.mk
+include deploy/local/browser.mk
 
 .PHONY: help install test demo bench up down status schemas replay-examples
 
@@ -19,6 +21,7 @@ help:
 	@echo "make test    install, start Kafka and PostgreSQL, run the whole test suite, stop them"
 	@echo "make up      keep Kafka and the four services running (SQLite); make down stops them"
 	@echo "make bench   events per second through the real pipeline vs a bare Kafka consumer"
+	@echo "make dashboards  rebuild the Grafana dashboards and recording rules; make rules-test runs promtool"
 
 $(UV):
 	python3 -m venv .tools
@@ -28,7 +31,8 @@ $(UV):
 install: $(UV)
 	$(UV) sync --all-packages --locked --quiet
 
-test: install
+# `tools` (promtool, prometheus) and `browser` (Debian's chromium, fonts) install only what is missing.
+test: install tools browser
 	$(WITH_INFRA) $(PY) -m pytest
 
 demo: install
