@@ -210,3 +210,21 @@ def test_advance_to_applies_every_event_then_lets_time_pass():
     state, out = fold(evs, BOOK, advance_to=at("2026-03-04T10:00"))
     assert state.is_closed and state.outcome == "late"
     assert [e.type for e in out] == ["deadline.scheduled", "deadline.overdue", "deadline.closed"]
+
+
+def test_a_late_pause_that_changes_the_outcome_publishes_the_corrected_close():
+    # Example 04's D1 as a live service may see it: the pause arrives after the close.
+    evs = [
+        received(value=3),  # due Thu 05/03 09:00
+        event("dossier.resumed", "2026-03-10T15:30"),
+        event("dossier.resolved", "2026-03-12T09:00", {"result": "approved"}),
+    ]
+    first, out1 = fold(evs, BOOK, advance_to=at("2026-03-12T09:00"))
+    assert first.outcome == "late"
+    pause = event("dossier.paused", "2026-03-03T10:00", {"reason": "financial_obligation"})
+    second, out2 = fold(evs + [pause], BOOK, emitted=first.emitted, advance_to=at("2026-03-12T09:00"))
+    assert second.outcome == "on_time" and second.due_at == at("2026-03-12T14:30")
+    closes = [e for e in out2 if e.type == "deadline.closed"]
+    assert [(e.data.outcome, e.data.due_at) for e in closes] == [("on_time", at("2026-03-12T14:30"))]
+    _, out3 = fold(evs + [pause], BOOK, emitted=second.emitted, advance_to=at("2026-03-12T09:00"))
+    assert out3 == []

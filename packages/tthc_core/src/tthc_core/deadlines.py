@@ -502,7 +502,9 @@ class DossierMachine:
             st.outcome = "early"
         else:
             st.outcome = "on_time"
-        key = f"closed|{format_ts(st.closed_at)}"
+        # The outcome and the due date are in the key: a late event that changes how the close is
+        # judged (a pause that arrived after the close) publishes the corrected deadline.closed.
+        key = f"closed|{format_ts(st.closed_at)}|{st.outcome}|{format_ts(st.due_at)}|{st.late_by_hours}"
         self._emit(
             key,
             DeadlineClosed(
