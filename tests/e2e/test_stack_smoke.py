@@ -8,17 +8,11 @@ or counted twice.
 
 from __future__ import annotations
 
-import importlib.util
-import socket
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -27,60 +21,11 @@ from tthc_core.calendar import CalendarBook
 from tthc_core.replay import replay
 from tthc_sim import generate_day
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.stack import SERVICES, free_ports, stack_module
+
 DAY = date(2026, 11, 23)
-SERVICES = ("intake", "deadline", "apology", "metrics")
 COMPARED = ("handling_agency", "received_at", "start_at", "due_at_receipt", "due_at", "extended_due_at",
             "at_risk_at", "outcome", "closed_at", "late_by_hours", "supplement_requests", "extensions")
-
-
-def _load_stack_module() -> ModuleType:
-    # deploy/local is not a package: load stack.py by path, under a name of its own.
-    spec = importlib.util.spec_from_file_location("tthc_local_stack", ROOT / "deploy" / "local" / "stack.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-stack_module = _load_stack_module()
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _libpq(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme=parts.scheme.split("+", 1)[0]))
-
-
-@pytest.fixture
-def service_databases(postgres_url: str) -> Iterator[dict[str, str]]:
-    """A fresh PostgreSQL database for each service (each has its own tables and migration history)."""
-    import psycopg
-    from psycopg import sql
-
-    names = {s: f"e2e_{uuid.uuid4().hex[:10]}_{s}" for s in SERVICES}
-    with psycopg.connect(_libpq(postgres_url), autocommit=True) as conn:
-        for db in names.values():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-    try:
-        yield {s: urlunsplit(urlsplit(postgres_url)._replace(path=f"/{db}")) for s, db in names.items()}
-    finally:
-        with psycopg.connect(_libpq(postgres_url), autocommit=True) as conn:
-            for db in names.values():
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
 
 
 @pytest.fixture
@@ -94,7 +39,7 @@ def stack(kafka_bootstrap: str, topic_prefix: str, service_databases: dict[str, 
     agencies = sorted({e["data"]["handling_agency"]["code"] for e in day_events if e["type"] == "dossier.received"})
     s = stack_module.Stack(
         kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, var_dir=tmp_path / "var",
-        database_urls=service_databases, ports=dict(zip(SERVICES, _free_ports(4))), officer_agencies=agencies,
+        database_urls=service_databases, ports=dict(zip(SERVICES, free_ports(4))), officer_agencies=agencies,
         # The watermark follows the events only, as in a replay: the figures do not depend on today's date.
         extra_env={"DEADLINE_PUBLISH_TICKS": "false"}, ready_timeout_s=120,
     )

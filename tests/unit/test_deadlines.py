@@ -228,3 +228,4 @@ def test_a_late_pause_that_changes_the_outcome_publishes_the_corrected_close():
     assert [(e.data.outcome, e.data.due_at) for e in closes] == [("on_time", at("2026-03-12T14:30"))]
     _, out3 = fold(evs + [pause], BOOK, emitted=second.emitted, advance_to=at("2026-03-12T09:00"))
     assert out3 == []
+

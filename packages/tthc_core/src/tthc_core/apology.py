@@ -141,6 +141,11 @@ class ApologyLedger:
 
     def on_deadline_event(self, book: CalendarBook, ev: Any) -> list[Any]:
         t = ev.type
+        given = self.apology_given_at
+        if t in ("deadline.at_risk", "deadline.overdue") and given is not None and given <= ev.occurred_at:
+            # After the one apology the law allows (the extension), there is no further at-risk moment;
+            # a live deadline service may have announced one before it heard of the extension.
+            return []
         if t == "deadline.at_risk":
             return self._draft(book, "at_risk", ev)
         if t == "deadline.overdue":
