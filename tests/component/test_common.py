@@ -22,7 +22,7 @@ from tthc_common.db import make_engine, run_in_transaction, run_migrations, sess
 from tthc_common.health import health_router
 from tthc_common.idempotency import ProcessedEvent, mark_processed, was_processed
 from tthc_common.logging import JsonFormatter, event_log_fields
-from tthc_common.outbox import OutboxMessage, OutboxRelay, add_to_outbox
+from tthc_common.outbox import OutboxMessage, OutboxRelay, add_payload_to_outbox, add_to_outbox
 from tthc_common.publish import encode_event, nfc_deep
 from tthc_common.settings import ServiceSettings, service_settings_config
 from tthc_contracts import derived_id
@@ -186,6 +186,26 @@ async def test_the_relay_publishes_rows_in_order_keyed_and_deletes_them(
     with session_scope(engine) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)) == 0
     assert await relay.drain() == 0
+
+
+async def test_outbox_rows_may_carry_kafka_headers_and_a_payload_sent_as_given(
+    engine: sa.Engine, relay_setup: tuple[OutboxRelay, list[KafkaMessage]]
+) -> None:
+    relay, received = relay_setup
+    topic = "ob.tthc.deadline-events.v1"
+    payload = '{"dossier_id": "D-3",  "note": "Sở Tư pháp"}'  # not the compact form: kept as it is
+    with session_scope(engine) as session:
+        add_to_outbox(session, topic, _derived("D-1", 1), headers={"x-reason": "Lý do", "x-try": "1"})
+        add_payload_to_outbox(session, topic, payload, key="D-3", headers={"x-reason": "other"})
+        add_to_outbox(session, topic, _derived("D-2", 1))
+
+    assert await relay.drain() == 3
+
+    assert [m.headers.get("x-reason") for m in received] == ["Lý do", "other", None]
+    assert received[0].headers["x-try"] == "1"
+    assert all(m.headers["content-type"] == "application/json" for m in received)
+    assert received[1].body == payload.encode("utf-8")
+    assert received[1].raw_message.key == b"D-3"
 
 
 async def test_the_running_relay_publishes_soon_after_a_commit(

@@ -8,8 +8,9 @@ Each service has its own history and its own version table (`alembic_version_<se
 services may even share one PostgreSQL database without stepping on each other's revisions.
 
 The common tables are created by frozen helpers (`create_processed_events_table`,
-`create_outbox_table`) that a service's first migration calls; a later change to them will come as a
-new helper, never as an edit of these, so old revisions keep meaning what they meant.
+`create_outbox_table`) that a service's first migration calls; a later change to them comes as a
+new helper (`add_outbox_headers_column`, outbox v2), never as an edit of these, so old revisions keep
+meaning what they meant.
 """
 
 from __future__ import annotations
@@ -87,3 +88,21 @@ def create_outbox_table() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+
+
+# ---- frozen DDL of later versions of the common tables -------------------------------------------
+
+def add_outbox_headers_column() -> None:
+    """`outbox` v2: the nullable `headers` column (Kafka headers as a JSON object)."""
+    from alembic import op
+
+    with op.batch_alter_table("outbox") as batch:  # SQLite: batch mode
+        batch.add_column(sa.Column("headers", sa.Text(), nullable=True))
+
+
+def drop_outbox_headers_column() -> None:
+    """`outbox` v2 -> v1 (a downgrade): the rows still queued lose their headers."""
+    from alembic import op
+
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("headers")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy import Column, DateTime, Identity, Integer, Text, delete, select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel
 
+from .background import BackgroundLoop
 from .db import session_scope
 from .publish import OutgoingMessage, PublishError, encode_event, event_json_dict, publish_messages
 
@@ -42,14 +44,28 @@ class OutboxMessage(SQLModel, table=True):
     payload: str = Field(sa_column=Column(Text, nullable=False))  # the event's JSON, UTF-8, NFC
     created_at: datetime = Field(default_factory=_utcnow,
                                  sa_column=Column(DateTime(timezone=True), nullable=False))
+    # Kafka headers to send besides the JSON content-type, as a JSON object; NULL: none (outbox v2).
+    headers: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+    def outgoing(self) -> OutgoingMessage:
+        return OutgoingMessage(topic=self.topic, key=self.key, value=self.payload.encode("utf-8"),
+                               headers=None if self.headers is None else json.loads(self.headers))
 
 
 def add_to_outbox(session: Session, topic: str, event: BaseModel | dict[str, Any],
-                  key: str | None = None) -> OutboxMessage:
-    """Queue `event` for `topic` in the caller's transaction. The key defaults to its `dossier_id`."""
+                  key: str | None = None, headers: dict[str, str] | None = None) -> OutboxMessage:
+    """Queue `event` for `topic` in the caller's transaction. The key defaults to its `dossier_id`;
+    `headers` are sent besides the JSON content-type."""
     data = event_json_dict(event)
-    row = OutboxMessage(topic=topic, key=key if key is not None else data.get("dossier_id"),
-                        payload=encode_event(data).decode("utf-8"))
+    return add_payload_to_outbox(session, topic, encode_event(data).decode("utf-8"),
+                                 key=key if key is not None else data.get("dossier_id"), headers=headers)
+
+
+def add_payload_to_outbox(session: Session, topic: str, payload: str, *, key: str | None,
+                          headers: dict[str, str] | None = None) -> OutboxMessage:
+    """Queue a JSON text already encoded (sent exactly as given) for `topic` in the caller's transaction."""
+    row = OutboxMessage(topic=topic, key=key, payload=payload,
+                        headers=None if headers is None else json.dumps(headers, ensure_ascii=False))
     session.add(row)
     return row
 
@@ -72,25 +88,21 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.publish_timeout_s = publish_timeout_s
         self.retry_delay_s = retry_delay_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._lock_connection: Connection | None = None
+        self._leader = False
+        self._loop = BackgroundLoop(f"outbox-relay-{name}", self._step, interval_s=poll_interval_s,
+                                    retry_delay_s=retry_delay_s, logger=logger, failure_message=None,
+                                    on_error=self._failed)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.name}")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.stop()
+        self._leader = False
         if self._lock_connection is not None:
             await anyio.to_thread.run_sync(self._release_leadership)
 
@@ -110,8 +122,7 @@ class OutboxRelay:
         rows = await anyio.to_thread.run_sync(self._pending)
         if not rows:
             return 0
-        messages = [OutgoingMessage(topic=r.topic, key=r.key, value=r.payload.encode("utf-8")) for r in rows]
-        await publish_messages(self.broker, messages, timeout_s=self.publish_timeout_s)
+        await publish_messages(self.broker, [r.outgoing() for r in rows], timeout_s=self.publish_timeout_s)
         await anyio.to_thread.run_sync(self._delete, [r.id for r in rows if r.id is not None])
         return len(rows)
 
@@ -143,35 +154,23 @@ class OutboxRelay:
             connection.invalidate()
             connection.close()
 
-    async def _run(self) -> None:
-        leader = False
-        while True:
-            # Cleared before looking, so a wake() that arrives while a batch is out is not lost.
-            self._wake.clear()
-            try:
-                if not leader:
-                    leader = await anyio.to_thread.run_sync(self._try_leadership)
-                    if not leader:
-                        await asyncio.sleep(max(self.poll_interval_s, 5.0))
-                        continue
-                published = await self.relay_once()
-                if published:
-                    logger.debug("outbox rows published", extra={"rows": published})
-                    continue  # there may be more
-            except asyncio.CancelledError:
-                raise
-            except PublishError as exc:
-                logger.warning("outbox publish failed, will retry", extra={"error": str(exc)})
-                await asyncio.sleep(self.retry_delay_s)
-                continue
-            except Exception as exc:  # noqa: BLE001 - database trouble: keep the relay alive
-                logger.warning("outbox relay failed, will retry", extra={"error": type(exc).__name__})
-                if leader:
-                    await anyio.to_thread.run_sync(self._release_leadership)
-                    leader = False
-                await asyncio.sleep(self.retry_delay_s)
-                continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
-            except TimeoutError:
-                pass
+    async def _step(self) -> bool:
+        if not self._leader:
+            self._leader = await anyio.to_thread.run_sync(self._try_leadership)
+            if not self._leader:
+                await asyncio.sleep(max(self.poll_interval_s, 5.0))
+                return True  # try again
+        published = await self.relay_once()
+        if published:
+            logger.debug("outbox rows published", extra={"rows": published})
+        return bool(published)  # there may be more
+
+    async def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, PublishError):
+            logger.warning("outbox publish failed, will retry", extra={"error": str(exc)})
+            return
+        # database trouble: give up leadership (its connection may be broken) and keep the relay alive
+        logger.warning("outbox relay failed, will retry", extra={"error": type(exc).__name__})
+        if self._leader:
+            await anyio.to_thread.run_sync(self._release_leadership)
+            self._leader = False

@@ -52,6 +52,7 @@ class OutgoingMessage:
     topic: str
     key: str | None
     value: bytes
+    headers: dict[str, str] | None = None  # Kafka headers besides the JSON content-type (which they may override)
 
 
 def message_for(topic: str, event: BaseModel | dict[str, Any], key: str | None = None) -> OutgoingMessage:
@@ -77,7 +78,7 @@ async def publish_messages(broker: Any, messages: Sequence[OutgoingMessage], *, 
                     message.value,
                     message.topic,
                     key=None if message.key is None else message.key.encode("utf-8"),
-                    headers=JSON_HEADERS,
+                    headers=JSON_HEADERS if message.headers is None else {**JSON_HEADERS, **message.headers},
                     no_confirm=True,
                 )
                 if inspect.isawaitable(sent):  # the in-memory test broker delivers at once

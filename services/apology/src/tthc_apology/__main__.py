@@ -6,21 +6,12 @@ from __future__ import annotations
 
 import sys
 
+from tthc_common.cli import service_main
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["hash-key"]:
-        if len(args) != 2:
-            print("usage: python -m tthc_apology hash-key KEY", file=sys.stderr)
-            return 2
-        from .officer_keys import hash_key
+from .officer_keys import hash_key
 
-        print(hash_key(args[1]))
-        return 0
-    if args:
-        print("usage: python -m tthc_apology [hash-key KEY]", file=sys.stderr)
-        return 2
 
+def serve() -> int:
     from pydantic import ValidationError
 
     from tthc_common.service import run_service
@@ -47,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_service(app, settings)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return service_main("tthc_apology", argv, hash_key=hash_key, serve=serve)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Start-up: the calendar file is read first (an invalid one raises `CalendarFileError` with its line and
 reason, and nothing starts), then migrations, the broker and its consumers, the outbox relay, and
-finally the sweeper (whose first run re-folds the open dossiers if the calendar changed), the
-dead-letter publisher of receipt conflicts and the wall-clock ticker.
+finally the sweeper (whose first run re-folds the open dossiers if the calendar changed) and the
+wall-clock ticker.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from tthc_core.calendar_config import CalendarConfig, load_calendar
 
 from .calendar_version import calendar_version
 from .config import DeadlineSettings
-from .conflicts import ConflictPublisher
 from .consumers import DeadlineConsumers, kafka_position
 from .metrics import DeadlineMetrics
 from .routes import dossier_routes
@@ -55,10 +54,9 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
                         publish_timeout_s=settings.kafka_publish_timeout_s, retry_delay_s=settings.retry_delay_s)
     sweeper = DueSweeper(engine, active, deadline_topic=topics.deadline_events, batch_size=settings.due_batch_size,
                          metrics=metrics, relay=relay, retry_delay_s=settings.retry_delay_s)
-    conflicts = ConflictPublisher(engine, broker, topic=topics.dead_letter, consumer=settings.consumer_group,
-                                  publish_timeout_s=settings.kafka_publish_timeout_s)
     consumers = DeadlineConsumers(engine, active, deadline_topic=topics.deadline_events, metrics=metrics,
-                                  relay=relay, sweeper=sweeper, conflicts=conflicts,
+                                  relay=relay, sweeper=sweeper, dead_letter_topic=topics.dead_letter,
+                                  consumer=settings.consumer_group,
                                   max_event_lead=None if settings.max_event_lead_s is None
                                   else timedelta(seconds=settings.max_event_lead_s))
     ticker = Ticker(broker, topic=topics.deadline_ticks, interval_s=settings.tick_interval_s,
@@ -76,14 +74,12 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
     async def start_background() -> None:
         await consumers.catch_up()
         sweeper.start()
-        conflicts.start()
         if settings.publish_ticks:
             ticker.start()
 
     async def stop_background() -> None:
         await ticker.stop()
         await sweeper.stop()
-        await conflicts.stop()
 
     app = build_service_app(
         settings,
@@ -103,5 +99,4 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
     app.state.consumers = consumers
     app.state.sweeper = sweeper
     app.state.ticker = ticker
-    app.state.conflicts = conflicts
     return app

@@ -21,7 +21,7 @@ from tthc_common.outbox import OutboxRelay
 from tthc_contracts import parse_dossier_event
 from tthc_contracts.derived import Tick
 
-from .conflicts import ConflictPublisher
+from .conflicts import log_dead_lettered, queue_unpublished_conflicts
 from .metrics import DeadlineMetrics
 from .store import (
     ActiveCalendar,
@@ -44,15 +44,18 @@ def kafka_position(message: Any) -> KafkaPosition:
 
 class DeadlineConsumers:
     def __init__(self, engine: Engine, calendar: ActiveCalendar, *, deadline_topic: str, metrics: DeadlineMetrics,
-                 relay: OutboxRelay, sweeper: DueSweeper, conflicts: ConflictPublisher,
+                 relay: OutboxRelay, sweeper: DueSweeper, dead_letter_topic: str, consumer: str,
                  max_event_lead: timedelta | None = None) -> None:
+        """`dead_letter_topic`, `consumer`: where the records of conflicting receipts go, and the consumer
+        group they name."""
         self.engine = engine
         self.calendar = calendar
         self.deadline_topic = deadline_topic
         self.metrics = metrics
         self.relay = relay
         self.sweeper = sweeper
-        self.conflicts = conflicts
+        self.dead_letter_topic = dead_letter_topic
+        self.consumer = consumer
         self.max_event_lead = max_event_lead
         self._watermark: datetime | None = None
 
@@ -65,7 +68,8 @@ class DeadlineConsumers:
         event = parse_dossier_event(json.loads(body))  # invalid: permanent error -> dead-letter topic
         outcome = await run_in_transaction(self.engine, partial(
             process_dossier_event, calendar=self.calendar, event=event, deadline_topic=self.deadline_topic,
-            position=position, max_lead=self.max_event_lead))
+            dead_letter_topic=self.dead_letter_topic, consumer=self.consumer, position=position,
+            max_lead=self.max_event_lead))
         if outcome.duplicate:
             self.metrics.duplicates.inc()
             logger.info("duplicate dossier event skipped", extra=event_log_fields(event))
@@ -79,10 +83,11 @@ class DeadlineConsumers:
             self.metrics.held.inc()
             logger.info("dossier event held until its dossier.received", extra=event_log_fields(event))
         if outcome.conflicts:
-            self.metrics.conflicts.inc(outcome.conflicts)
-            self.conflicts.wake()
+            self.metrics.conflicts.inc(len(outcome.conflicts))
+            log_dead_lettered(outcome.conflicts)
         if outcome.derived:
             self.metrics.count_derived(outcome.derived)
+        if outcome.conflicts or outcome.derived:
             self.relay.wake()
         self._saw_watermark(outcome.watermark)
         if outcome.moments_due:
@@ -101,7 +106,13 @@ class DeadlineConsumers:
         self.metrics.set_state_counts(counts)
 
     async def catch_up(self) -> None:
-        """At start-up: show the stored watermark and the state counts. (The sweeper's first run
-        re-folds the open dossiers if the calendar changed and finishes a sweep a crash cut short.)"""
+        """At start-up: show the stored watermark and the state counts, and queue the dead-letter records
+        an older version left unpublished. (The sweeper's first run re-folds the open dossiers if the
+        calendar changed and finishes a sweep a crash cut short.)"""
         self._saw_watermark(await run_in_transaction(self.engine, read_watermark))
         await self.refresh_state_gauges()
+        queued = await run_in_transaction(self.engine, partial(
+            queue_unpublished_conflicts, topic=self.dead_letter_topic, consumer=self.consumer))
+        if queued:
+            log_dead_lettered(queued)
+            self.relay.wake()

@@ -6,7 +6,8 @@
   filters on and the `next_moment_at` the watermark sweep scans by index;
 - `deadline_watermark`: the event time the service has reached (one row);
 - `deadline_receipt_conflicts`: the dead-letter record of a second `dossier.received` (events.md), with
-  `published_at` once it is on the dead-letter topic.
+  `published_at` once it is queued on the outbox for the dead-letter topic (in the transaction that
+  records it; NULL only in a record left by a version that published them itself, queued at start-up).
 
 The common tables `processed_events` and `outbox` come from tthc_common.
 """

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from tthc_common.db import insert_ignoring_conflict
@@ -25,6 +25,7 @@ from tthc_contracts import dossier_event_adapter, format_ts, to_vn
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import Dossier, advance
 
+from .conflicts import queue_conflict
 from .folding import receipt_winner, refold
 from .models import (
     TICK_ROW,
@@ -60,7 +61,8 @@ class EventOutcome:
     duplicate: bool = False
     held: bool = False  # no dossier.received yet: the event waits in the log
     derived: list[Any] = field(default_factory=list)
-    conflicts: int = 0
+    # The dead-letter records of conflicting receipts queued on the outbox (`conflicts.log_dead_lettered`).
+    conflicts: list[dict[str, str]] = field(default_factory=list)
     watermark: datetime | None = None
     # Some dossier's next moment is at or before the (advanced) watermark: a sweep has work to do.
     moments_due: bool = False
@@ -196,13 +198,15 @@ def _conflict_reason(loser: Any, winner: Any) -> str:
     )
 
 
-def _record_conflicts(session: Session, log: list[DossierEventRow], parsed: dict[int, Any]) -> int:
-    """Mark every receipt but the winner ignored, with a dead-letter record for each new loser."""
+def _record_conflicts(session: Session, log: list[DossierEventRow], parsed: dict[int, Any], *,
+                      dead_letter_topic: str, consumer: str) -> list[dict[str, str]]:
+    """Mark every receipt but the winner ignored, with a dead-letter record for each new loser, queued on
+    the outbox for `dead_letter_topic`."""
     receipts = [r for r in log if r.type == "dossier.received"]
     if len(receipts) < 2:
-        return 0
+        return []
     winner = receipt_winner([parsed[r.id] for r in receipts])  # type: ignore[index]
-    count = 0
+    queued = []
     for row in receipts:
         event = parsed[row.id]  # type: ignore[index]
         if event is winner or row.ignored:
@@ -210,13 +214,13 @@ def _record_conflicts(session: Session, log: list[DossierEventRow], parsed: dict
         reason = _conflict_reason(event, winner)
         row.ignored, row.ignored_reason = True, reason
         session.add(row)
-        session.add(ReceiptConflictRow(
+        conflict = ReceiptConflictRow(
             dossier_id=row.dossier_id, source=row.source, event_id=row.event_id,
             winner_source=winner.source, winner_event_id=winner.event_id, reason=reason, payload=row.payload,
             kafka_topic=row.kafka_topic, kafka_partition=row.kafka_partition, kafka_offset=row.kafka_offset,
-        ))
-        count += 1
-    return count
+        )
+        queued.append(queue_conflict(session, conflict, topic=dead_letter_topic, consumer=consumer))
+    return queued
 
 
 def process_dossier_event(
@@ -225,6 +229,8 @@ def process_dossier_event(
     calendar: ActiveCalendar,
     event: Any,
     deadline_topic: str,
+    dead_letter_topic: str,
+    consumer: str,
     position: KafkaPosition = KafkaPosition(),
     max_lead: timedelta | None = None,
 ) -> EventOutcome:
@@ -245,7 +251,8 @@ def process_dossier_event(
     session.flush()
     row = _lock_dossier(session, event.dossier_id)
     log, parsed = _event_log(session, event.dossier_id)
-    conflicts = _record_conflicts(session, log, parsed) if event.type == "dossier.received" else 0
+    conflicts = (_record_conflicts(session, log, parsed, dead_letter_topic=dead_letter_topic, consumer=consumer)
+                 if event.type == "dossier.received" else [])
     state, derived = _refold_row(session, calendar, row, parsed.values(), watermark, deadline_topic)
     outcome = EventOutcome(conflicts=conflicts, watermark=watermark, held=state is None, derived=derived,
                            ahead_of_ticks=ahead)
@@ -350,17 +357,3 @@ def count_by_state(session: Session) -> dict[str, int]:
     for state, n in session.execute(select(DossierRow.state, func.count()).group_by(DossierRow.state)):
         counts[state] = n
     return dict(counts)
-
-
-# -- receipt conflicts (dead-letter records) ---------------------------------------------------------
-def pending_conflicts(session: Session, limit: int = 100) -> list[ReceiptConflictRow]:
-    return list(session.scalars(
-        select(ReceiptConflictRow).where(ReceiptConflictRow.published_at.is_(None))  # type: ignore[union-attr]
-        .order_by(ReceiptConflictRow.id).limit(limit)
-    ))
-
-
-def mark_conflicts_published(session: Session, ids: list[int]) -> None:
-    session.execute(
-        update(ReceiptConflictRow).where(ReceiptConflictRow.id.in_(ids)).values(published_at=utcnow())  # type: ignore[union-attr]
-    )

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from tthc_common.background import BackgroundLoop
 from tthc_common.db import run_in_transaction
 from tthc_common.outbox import OutboxRelay
 
@@ -39,55 +40,32 @@ class DueSweeper:
         self.poll_interval_s = poll_interval_s
         self.retry_delay_s = retry_delay_s
         self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._busy = False
         self._rebase_pending = True
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("deadline-sweeper", self._step, interval_s=poll_interval_s,
+                                    retry_delay_s=retry_delay_s, logger=logger,
+                                    failure_message="due sweep failed, will retry")
 
     # -- the background loop ------------------------------------------------------------------------
     def request(self) -> None:
         """The watermark moved: sweep soon."""
-        self._wake.set()
+        self._loop.wake()
 
     @property
     def idle(self) -> bool:
-        return not self._wake.is_set() and not self._busy and not self._rebase_pending
+        return not self._loop.woken and not self._loop.busy and not self._rebase_pending
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="deadline-sweeper")
-            self.request()
+        self._loop.start()  # its first round runs at once: the calendar re-fold, then a sweep
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            self._busy = True
-            try:
-                if self._rebase_pending:
-                    await self.rebase_calendar()
-                    self._rebase_pending = False
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database away: the next wake or poll tries again
-                logger.warning("due sweep failed, will retry", extra={"error": type(exc).__name__})
-                await asyncio.sleep(self.retry_delay_s)
-                self._wake.set()
-            finally:
-                self._busy = False
+    async def _step(self) -> None:
+        # If it fails (the database away), the loop runs it again after `retry_delay_s`.
+        if self._rebase_pending:
+            await self.rebase_calendar()
+            self._rebase_pending = False
+        await self.sweep()
 
     # -- the work -----------------------------------------------------------------------------------
     async def sweep(self) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from tthc_common.background import BackgroundLoop
 from tthc_common.publish import JSON_HEADERS
 from tthc_contracts import VN_TZ
 from tthc_contracts.derived import Tick
@@ -35,7 +36,9 @@ class Ticker:
         self.metrics = metrics
         self.publish_timeout_s = publish_timeout_s
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
+        # Kafka away: the next tick carries a later instant anyway, so a failed one waits its interval too.
+        self._loop = BackgroundLoop("deadline-ticker", self._step, interval_s=interval_s, retry_delay_s=interval_s,
+                                    logger=logger, failure_message="tick not published")
 
     async def tick_once(self) -> Tick:
         tick = Tick(at=self.clock(), instance=self.instance)
@@ -45,25 +48,11 @@ class Ticker:
         self.metrics.ticks_published.inc()
         return tick
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Kafka away: the next tick carries a later instant anyway
-                logger.warning("tick not published", extra={"error": type(exc).__name__})
-            await asyncio.sleep(self.interval_s)
+    async def _step(self) -> None:
+        await self.tick_once()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="deadline-ticker")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.stop()

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import sys
 
+from tthc_common.cli import service_main
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["hash-key"]:
-        if len(args) != 2:
-            print("usage: python -m tthc_intake hash-key KEY", file=sys.stderr)
-            return 2
-        from .auth import hash_key
+from .auth import hash_key
 
-        print(hash_key(args[1]))
-        return 0
-    if args:
-        print("usage: python -m tthc_intake [hash-key KEY]", file=sys.stderr)
-        return 2
 
+def serve() -> int:
     from tthc_common.service import run_service
 
     from .app import create_app
@@ -28,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = IntakeSettings()
     run_service(create_app(settings), settings)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return service_main("tthc_intake", argv, hash_key=hash_key, serve=serve)
 
 
 if __name__ == "__main__":

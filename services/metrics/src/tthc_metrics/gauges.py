@@ -36,7 +36,6 @@ Counters restart at zero with the process, as Prometheus counters do.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -49,6 +48,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
+from tthc_common.background import BackgroundLoop
 from tthc_core.calendar import CalendarBook
 from tthc_core.indices import FIGURES
 
@@ -166,9 +166,12 @@ class GaugeRefresher:
     def __init__(self, engine: Engine, book: CalendarBook, gauges: IndexGauges, interval_s: float,
                  registry: CollectorRegistry) -> None:
         self.engine, self.book, self.gauges, self.interval_s = engine, book, gauges, interval_s
-        self._task: asyncio.Task[None] | None = None
         self.failures = Counter("tthc_index_refresh_failures", "Failed refreshes of the tthc_index_* gauges",
                                 registry=registry)
+        # A failed refresh keeps the old values and is tried again at the next interval.
+        self._loop = BackgroundLoop("metrics-gauge-refresher", self.refresh, interval_s=interval_s,
+                                    retry_delay_s=interval_s, logger=logger, failure_message=None,
+                                    on_error=self._failed)
 
     def _compute(self) -> tuple[dict[str, dict[str, Any]], datetime | None]:
         watermark = read_watermark(self.engine)
@@ -181,24 +184,12 @@ class GaugeRefresher:
         figures, watermark = await anyio.to_thread.run_sync(self._compute)
         self.gauges.update(figures, watermark, read_at, time.perf_counter() - started)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception:
-                self.failures.inc()
-                logger.exception("index gauges refresh failed")
-            await asyncio.sleep(self.interval_s)
+    def _failed(self, exc: Exception) -> None:
+        self.failures.inc()
+        logger.exception("index gauges refresh failed")
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="metrics-gauge-refresher")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.stop()
