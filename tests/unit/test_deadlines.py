@@ -229,3 +229,15 @@ def test_a_late_pause_that_changes_the_outcome_publishes_the_corrected_close():
     _, out3 = fold(evs + [pause], BOOK, emitted=second.emitted, advance_to=at("2026-03-12T09:00"))
     assert out3 == []
 
+
+
+def test_the_last_close_published_is_the_outcome_even_when_it_goes_back():
+    evs = [received(value=1), event("dossier.resolved", "2026-03-04T10:00", {"result": "approved"})]
+    late, _ = fold(evs, BOOK, advance_to=at("2026-03-05T00:00"))
+    (late_key,) = [k for k in late.emitted if k.startswith("closed#")]
+    # As if an on-time judgement had been published after it (a late event, since outweighed).
+    on_time_key = "closed#1|" + late_key.split("|", 1)[1].replace("|late|", "|on_time|")
+    again, out = fold(evs, BOOK, emitted=late.emitted | {on_time_key}, advance_to=at("2026-03-05T00:00"))
+    closes = [e for e in out if e.type == "deadline.closed"]
+    assert [c.data.outcome for c in closes] == ["late"]
+    assert {k for k in again.emitted if k.startswith("closed#2|")}

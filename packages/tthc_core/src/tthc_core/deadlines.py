@@ -502,9 +502,15 @@ class DossierMachine:
             st.outcome = "early"
         else:
             st.outcome = "on_time"
-        # The outcome and the due date are in the key: a late event that changes how the close is
-        # judged (a pause that arrived after the close) publishes the corrected deadline.closed.
-        key = f"closed|{format_ts(st.closed_at)}|{st.outcome}|{format_ts(st.due_at)}|{st.late_by_hours}"
+        # A late event may change how the close is judged (a pause that arrived after the close): the
+        # corrected deadline.closed is published again, numbered, so the last one published is always
+        # the dossier's outcome, even when it goes back to an earlier judgement.
+        signature = f"{format_ts(st.closed_at)}|{st.outcome}|{format_ts(st.due_at)}|{st.late_by_hours}"
+        published = dict(_closes(self._already | st.emitted))
+        if published and published[max(published)] == signature:
+            st.emitted.add(f"closed#{max(published)}|{signature}")
+            return
+        key = f"closed#{max(published) + 1 if published else 0}|{signature}"
         self._emit(
             key,
             DeadlineClosed(
@@ -519,6 +525,14 @@ class DossierMachine:
                 ),
             ),
         )
+
+
+def _closes(keys: Iterable[str]) -> Iterable[tuple[int, str]]:
+    """The closes published so far, as (number, signature), from the derived-event keys."""
+    for k in keys:
+        if k.startswith("closed#"):
+            number, _, signature = k[len("closed#"):].partition("|")
+            yield int(number), signature
 
 
 def _local_date(t: datetime) -> date:
