@@ -81,7 +81,8 @@ class Deadline:
                                   self.topics.deadline_ticks)
 
     async def settled(self) -> None:
-        """Wait until time has been let pass (the sweeper is idle) and everything queued is published."""
+        """Wait until time has been let pass (the sweeper is idle), everything queued is published and the
+        state gauges are refreshed."""
         engine = self.app.state.engine
         async with asyncio.timeout(10):
             while True:
@@ -89,7 +90,8 @@ class Deadline:
                     pending = conn.execute(sa.text(
                         "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM deadline_receipt_conflicts "
                         "WHERE published_at IS NULL)")).scalar()
-                if pending == 0 and self.app.state.sweeper.idle:
+                gauges = self.app.state.state_gauges
+                if pending == 0 and self.app.state.sweeper.idle and not (gauges.woken or gauges.busy):
                     return
                 await asyncio.sleep(0.02)
 

@@ -73,6 +73,7 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
 
     async def start_background() -> None:
         await consumers.catch_up()
+        consumers.state_gauges.start()
         sweeper.start()
         if settings.publish_ticks:
             ticker.start()
@@ -80,6 +81,7 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
     async def stop_background() -> None:
         await ticker.stop()
         await sweeper.stop()
+        await consumers.state_gauges.stop()
 
     app = build_service_app(
         settings,
@@ -98,5 +100,6 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
     app.state.metrics = metrics
     app.state.consumers = consumers
     app.state.sweeper = sweeper
+    app.state.state_gauges = consumers.state_gauges
     app.state.ticker = ticker
     return app

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from tthc_common.db import insert_ignoring_conflict
 from tthc_common.idempotency import mark_processed
-from tthc_common.outbox import add_to_outbox
+from tthc_common.outbox import add_many_to_outbox, add_to_outbox, outbox_values
 from tthc_contracts import dossier_event_adapter, format_ts, to_vn
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import Dossier, advance
@@ -140,20 +140,30 @@ def decode_state(text: str) -> Dossier:
     return Dossier.from_json(json.loads(text))
 
 
+def _state_columns(state: Dossier, now: datetime | None, calendar_version: str) -> dict[str, Any]:
+    """The dossier row's columns: the state and what is derived from it (at the watermark `now`)."""
+    return {
+        "dossier_id": state.dossier_id,
+        "handling_agency": state.handling_agency.code,
+        "state": state.state_at(now),
+        "next_moment_at": state.next_moment_at(),
+        "received_at": state.received_at,
+        "due_at": state.due_at,
+        "state_json": _encode_state(state),
+        "calendar_version": calendar_version,
+        "updated_at": utcnow(),
+    }
+
+
 def _save_state(session: Session, row: DossierRow | None, state: Dossier, now: datetime | None,
                 calendar_version: str) -> None:
     """Write the state and the columns derived from it (at the watermark `now`)."""
+    values = _state_columns(state, now, calendar_version)
     if row is None:
-        row = DossierRow(dossier_id=state.dossier_id, handling_agency="", state="", received_at=state.received_at,
-                         due_at=state.due_at, state_json="", calendar_version=calendar_version)
-    row.handling_agency = state.handling_agency.code
-    row.state = state.state_at(now)
-    row.next_moment_at = state.next_moment_at()
-    row.received_at = state.received_at
-    row.due_at = state.due_at
-    row.state_json = _encode_state(state)
-    row.calendar_version = calendar_version
-    row.updated_at = utcnow()
+        row = DossierRow(**values)
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
     session.add(row)
 
 
@@ -268,30 +278,39 @@ def advance_due_batch(session: Session, *, calendar: ActiveCalendar, deadline_to
     """Advance up to `limit` dossiers whose next moment is at or before the watermark.
 
     An index range scan on `next_moment_at`, oldest first; each advanced dossier's next moment moves
-    past the watermark (or to NULL), so repeated batches drain the range.
+    past the watermark (or to NULL), so repeated batches drain the range. The rows are read as columns
+    and written back with one executemany UPDATE and one INSERT into the outbox, with no ORM object per
+    dossier, so a tick costs about what the domain's `advance` costs.
     """
     outcome = SweepOutcome()
     watermark = read_watermark(session)
     if watermark is None:
         return outcome
+    dossiers = DossierRow.__table__.c  # type: ignore[attr-defined]
     query = (
-        select(DossierRow)
-        .where(DossierRow.next_moment_at <= watermark)  # type: ignore[operator]
-        .order_by(DossierRow.next_moment_at, DossierRow.dossier_id)
+        select(dossiers.dossier_id, dossiers.state_json, dossiers.calendar_version)
+        .where(dossiers.next_moment_at <= watermark)
+        .order_by(dossiers.next_moment_at, dossiers.dossier_id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    for row in session.scalars(query):
-        if row.calendar_version != calendar.version:  # computed under another calendar: re-fold it
-            _, derived = _refold_row(session, calendar, row, _event_log(session, row.dossier_id)[1].values(),
+    updates: list[dict[str, Any]] = []
+    queued: list[dict[str, Any]] = []
+    for dossier_id, state_json, version in session.execute(query).all():
+        if version != calendar.version:  # computed under another calendar: re-fold it
+            row = session.get(DossierRow, dossier_id)  # locked by the query above
+            _, derived = _refold_row(session, calendar, row, _event_log(session, dossier_id)[1].values(),
                                      watermark, deadline_topic)
         else:
-            state = decode_state(row.state_json)
+            state = decode_state(state_json)
             derived = advance(state, calendar.book, watermark)
-            _save_state(session, row, state, watermark, calendar.version)
-            _queue(session, deadline_topic, derived)
-        outcome.dossier_ids.append(row.dossier_id)
+            updates.append(_state_columns(state, watermark, calendar.version))
+            queued.extend(outbox_values(deadline_topic, event) for event in derived)
+        outcome.dossier_ids.append(dossier_id)
         outcome.derived.extend(derived)
+    if updates:
+        session.execute(update(DossierRow), updates)  # ORM bulk UPDATE by primary key (executemany)
+    add_many_to_outbox(session, queued)
     return outcome
 
 
