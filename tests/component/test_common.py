@@ -23,9 +23,11 @@ from tthc_common.health import health_router
 from tthc_common.idempotency import ProcessedEvent, mark_processed, was_processed
 from tthc_common.logging import JsonFormatter, event_log_fields
 from tthc_common.outbox import OutboxMessage, OutboxRelay, add_payload_to_outbox, add_to_outbox
-from tthc_common.publish import encode_event, nfc_deep
+from tthc_common.publish import encode_event
 from tthc_common.settings import ServiceSettings, service_settings_config
-from tthc_contracts import derived_id
+from tthc_contracts import derived_id, parse_dossier_event
+
+from tests.support.examples import examples
 
 INTAKE_MIGRATIONS = Path(__file__).resolve().parents[2] / "services/intake/src/tthc_intake/migrations"
 
@@ -317,7 +319,16 @@ def test_logs_keep_only_whitelisted_fields() -> None:
 
 def test_encoded_events_are_compact_utf8_in_nfc() -> None:
     nfd = "Nguye\u0302\u0303n"  # 'Nguyễn' decomposed
-    encoded = encode_event({"data": {"extra": [nfd]}, "dossier_id": "D"})
+    # A lone combining mark opening a string stays as it is: it has nothing to compose with.
+    encoded = encode_event({"data": {nfd: [nfd, "\u0301x"]}, "dossier_id": "D"})
 
-    assert encoded == '{"data":{"extra":["Nguyễn"]},"dossier_id":"D"}'.encode()
-    assert nfc_deep({nfd: nfd}) == {"Nguyễn": "Nguyễn"}
+    assert encoded == '{"data":{"Nguyễn":["Nguyễn","\u0301x"]},"dossier_id":"D"}'.encode()
+
+
+def test_an_encoded_event_is_the_compact_json_of_its_json_dump() -> None:
+    events = [parse_dossier_event(raw) for example in examples() for raw in example.events()]
+    assert events
+
+    for event in events:
+        expected = json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
+        assert encode_event(event) == expected.encode(), event.event_id

@@ -17,8 +17,9 @@ Target: one tick with 1,000,000 open dossiers < 50 ms; and the service's memory 
    after W0. Loaded with COPY, then VACUUM (ANALYZE).
 3. Ticks exactly as the service runs them (consumers.on_tick + sweeper): `advance_by_tick` (watermark
    := W) in one transaction, `DueSweeper.sweep()` (batches of `advance_due_batch`: index range scan on
-   next_moment_at <= W, domain `advance`, state + outbox in one transaction per batch), then the
-   state-gauge refresh (`count_by_state`). Successive watermarks W1..Wn each make ~`--due-per-tick`
+   next_moment_at <= W, domain `advance`, state + outbox in one transaction per batch); that is the
+   tick. The state-gauge count (`count_by_state`), which the service runs in the background once the
+   sweep is done, is timed apart. Successive watermarks W1..Wn each make ~`--due-per-tick`
    dossiers due. Each touched row is checked afterwards (decodes, advanced, next moment past W).
    The same with `--compare` dossiers shows whether the cost grows with N.
 4. Memory: the real service (`python -m tthc_deadline`) on that database with a throwaway Kafka
@@ -288,7 +289,9 @@ class TickResult:
 
     @property
     def total_ms(self) -> float:
-        return self.watermark_ms + self.sweep_ms + self.gauges_ms
+        """The tick as the service runs it: the watermark transaction, then the sweep. (The gauge count
+        runs after it in the background, `DeadlineConsumers.refresh_state_gauges`.)"""
+        return self.watermark_ms + self.sweep_ms
 
     @property
     def per_dossier_ms(self) -> float:
@@ -354,7 +357,7 @@ async def run_ticks(db: Database, book: CalendarBook, version: str, ticks: int, 
             # ... the sweeper advances what became due (the service runs it as a background task) ...
             advanced = await sweeper.sweep()
             t2 = time.perf_counter()
-            # ... and on_tick refreshes the state gauges.
+            # ... and on_tick wakes the state gauges' count, which runs once the sweep is done.
             metrics.set_state_counts(await run_in_transaction(engine, count_by_state))
             t3 = time.perf_counter()
             derived = scalar(engine, "SELECT count(*) FROM outbox") - outbox_before
@@ -537,7 +540,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dossiers", type=int, default=1_000_000)
     parser.add_argument("--compare", type=int, default=100_000, help="second size for comparison (0: none)")
-    parser.add_argument("--ticks", type=int, default=5)
+    parser.add_argument("--ticks", type=int, default=9)
     parser.add_argument("--due-per-tick", type=int, default=100)
     parser.add_argument("--pool", type=int, default=20_000, help="distinct real folded states")
     parser.add_argument("--seed", type=int, default=1)
@@ -611,22 +614,19 @@ def main() -> int:
             for line in extra["plan"]:
                 print(f"     {line}")
             print(f"   {'tick':>4} {'watermark':32} {'due':>5} {'adv':>5} {'events':>6} {'wm ms':>6} "
-                  f"{'sweep ms':>8} {'ms/dossier':>10} {'gauges ms':>9} {'total ms':>8}")
+                  f"{'sweep ms':>8} {'ms/dossier':>10} {'tick ms':>8} {'gauges ms':>9}")
             for i, r in enumerate(results, 1):
                 flag = "  (cluster: not in the median)" if r.cluster else ""
                 print(f"   {i:>4} {format_ts(r.watermark):32} {r.due:>5} {r.advanced:>5} {r.derived:>6} "
                       f"{r.watermark_ms:>6.1f} {r.sweep_ms:>8.1f} {r.per_dossier_ms:>10.2f} "
-                      f"{r.gauges_ms:>9.1f} "
-                      f"{r.total_ms:>8.1f}{flag}")
+                      f"{r.total_ms:>8.1f} {r.gauges_ms:>9.1f}{flag}")
             print(f"   median of {len(normal)} ticks: due {statistics.median(r.due for r in normal):.0f}, "
                   f"sweep {statistics.median(r.sweep_ms for r in normal):.1f} ms "
                   f"({statistics.median(r.per_dossier_ms for r in normal):.2f} ms per dossier), "
-                  "watermark + sweep "
-                  f"{statistics.median(r.watermark_ms + r.sweep_ms for r in normal):.1f} ms, "
-                  f"gauges {statistics.median(r.gauges_ms for r in normal):.1f} ms, "
-                  f"whole tick {statistics.median(r.total_ms for r in normal):.1f} ms "
-                  f"(target < {TARGET_MS:.0f} ms)")
-            print("   gauge refresh on every tick (consumers.on_tick -> count_by_state):")
+                  f"tick (watermark + sweep) {statistics.median(r.total_ms for r in normal):.1f} ms "
+                  f"(target < {TARGET_MS:.0f} ms; worst {max(r.total_ms for r in normal):.1f} ms); "
+                  f"gauge count after it {statistics.median(r.gauges_ms for r in normal):.1f} ms")
+            print("   gauge count after each tick's sweep (consumers.refresh_state_gauges -> count_by_state):")
             for line in extra["gauges_plan"]:
                 print(f"     {line}")
             print(f"   a 30-day jump (backlog of {extra['backlog_due']:,} due), first batch's selection:")
@@ -649,7 +649,7 @@ def main() -> int:
         print()
         print(f"summary (load average {load()}; medians over the ticks with ~{args.due_per_tick} due)")
         print(f"  {'open dossiers':>13} {'load s':>7} {'due':>4} {'sweep ms':>9} {'ms/dossier':>10} "
-              f"{'gauges ms':>9} {'tick ms':>8} {'VmRSS':>8} {'VmHWM':>8}")
+              f"{'tick ms':>8} {'gauges ms':>9} {'VmRSS':>8} {'VmHWM':>8}")
         by_n = {m["n"]: m for m in memory}
         for db, results, _ in runs:
             normal = [r for r in results if not r.cluster] or results
@@ -658,8 +658,8 @@ def main() -> int:
                   f"{statistics.median(r.due for r in normal):>4.0f} "
                   f"{statistics.median(r.sweep_ms for r in normal):>9.1f} "
                   f"{statistics.median(r.per_dossier_ms for r in normal):>10.2f} "
-                  f"{statistics.median(r.gauges_ms for r in normal):>9.1f} "
                   f"{statistics.median(r.total_ms for r in normal):>8.1f} "
+                  f"{statistics.median(r.gauges_ms for r in normal):>9.1f} "
                   f"{mib(m['after_tick'], 'VmRSS') if m else '-':>8} "
                   f"{mib(m['after_tick'], 'VmHWM') if m else '-':>8}")
         return 0

@@ -10,7 +10,7 @@ Import from the modules (`from tthc_common.outbox import add_to_outbox`); each h
     idempotency   ProcessedEvent, mark_processed, was_processed
     dead_letter   PermanentError, DeadLetterMiddleware, failure_reason, HEADER_*
     outbox        OutboxMessage, add_to_outbox, add_payload_to_outbox, OutboxRelay
-    publish       encode_event, message_for, publish_messages, PublishError, nfc_deep
+    publish       encode_event, message_for, publish_messages, PublishError
     background    BackgroundLoop (a task running a step until stopped: relays, sweepers, refreshers)
     broker        make_kafka_router, consumer_options, KafkaMessage, KafkaRouter, AckPolicy
     health        health_router (/healthz, /readyz, /metrics)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -132,3 +132,40 @@ def insert_ignoring_conflict(session: Session, table: Any, values: dict[str, obj
     else:  # pragma: no cover - only the two databases above are supported
         raise NotImplementedError(f"insert_ignoring_conflict does not support {dialect}")
     return len(session.execute(stmt.returning(literal_column("1"))).all())
+
+
+# -- many rows while they are computed ---------------------------------------------------------------
+@lru_cache(maxsize=256)
+def values_rows_sql(columns: int, rows: int, casts: tuple[str, ...] = ()) -> str:
+    """`(%s, %s), (%s, %s)` for `rows` rows of `columns` columns (psycopg placeholders); `casts` gives
+    each column's `::type` suffix ('' for none), which a VALUES list in a FROM clause needs."""
+    one = "(" + ", ".join("%s" + (f"::{casts[i]}" if casts and casts[i] else "") for i in range(columns)) + ")"
+    return ", ".join([one] * rows)
+
+
+class Pipeline:
+    """Statements sent to PostgreSQL at once, without waiting for their results (psycopg's pipeline
+    mode), so the server executes one while the caller computes the next; see `pipeline`."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def send(self, sql: str, params: list[Any]) -> None:
+        self._cursor.execute(sql, params)
+
+
+@contextmanager
+def pipeline(session: Session) -> Iterator[Pipeline | None]:
+    """A `Pipeline` on the session's connection, in its transaction; None when the database is not
+    PostgreSQL (the caller then writes through SQLAlchemy).
+
+    The results are awaited when the block ends; an error in any statement is raised there and the
+    transaction rolls back as usual. Values reach psycopg as they are (str, int, aware datetime,
+    None): no SQLAlchemy type processing, so `sql` must say what the columns need.
+    """
+    raw = session.connection().connection.driver_connection
+    if session.get_bind().dialect.name != "postgresql" or not hasattr(raw, "pipeline"):
+        yield None
+        return
+    with raw.pipeline(), raw.cursor() as cursor:
+        yield Pipeline(cursor)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
 from pydantic import BaseModel
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -24,17 +24,6 @@ class PublishError(RuntimeError):
     """Kafka did not acknowledge every message in time; some may still arrive (ids make that safe)."""
 
 
-def nfc_deep(value: Any) -> Any:
-    """NFC-normalise every string inside a JSON value (unknown fields included)."""
-    if isinstance(value, str):
-        return unicodedata.normalize("NFC", value)
-    if isinstance(value, dict):
-        return {nfc_deep(k): nfc_deep(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [nfc_deep(v) for v in value]
-    return value
-
-
 def event_json_dict(event: BaseModel | dict[str, Any]) -> dict[str, Any]:
     if isinstance(event, BaseModel):
         return event.model_dump(mode="json")
@@ -42,9 +31,17 @@ def event_json_dict(event: BaseModel | dict[str, Any]) -> dict[str, Any]:
 
 
 def encode_event(event: BaseModel | dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON (Vietnamese stays readable, not \\u-escaped), every string in NFC."""
-    return json.dumps(nfc_deep(event_json_dict(event)), ensure_ascii=False,
-                      separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON (Vietnamese stays readable, not \\u-escaped), every string in NFC.
+
+    pydantic's serializer writes what `json.dumps(model_dump(mode="json"), ensure_ascii=False,
+    separators=(",", ":"))` writes, at a fraction of the cost (a tick encodes hundreds of events).
+    NFC is applied to the whole text: JSON's own syntax is ASCII, and an ASCII character never composes
+    with its neighbours, so this equals normalising every string (keys included) one by one.
+    """
+    text = event.model_dump_json() if isinstance(event, BaseModel) else pydantic_core.to_json(event).decode()
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return text.encode("utf-8")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Timestamps on the wire: RFC 3339 with seconds, in Vietnam's +07:00 for everything we write."""
 
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 VN_TZ = timezone(timedelta(hours=7), "ICT")
 
@@ -15,7 +16,17 @@ def format_ts(ts: datetime | None) -> str | None:
     """`2026-02-27T10:00:00+07:00` (seconds always, no fraction unless there is one)."""
     if ts is None:
         return None
-    return to_vn(ts).isoformat(timespec="seconds" if to_vn(ts).microsecond == 0 else "microseconds")
+    if ts.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return _format_instant(ts)
+
+
+# A hot path (a stored dossier state holds about ten instants, most of them shared by many dossiers).
+# Equal aware datetimes are the same instant, whatever their offsets, so they share one +07:00 text.
+@lru_cache(maxsize=1 << 14)
+def _format_instant(ts: datetime) -> str:
+    local = ts.astimezone(VN_TZ)
+    return local.isoformat(timespec="seconds" if local.microsecond == 0 else "microseconds")
 
 
 def parse_ts(text: str) -> datetime:

@@ -1,0 +1,146 @@
+"""The deadline service's time sweep (`store.advance_due_batch`) on SQLite and on a REAL PostgreSQL, where
+the rows are written a chunk at a time through psycopg's pipeline while the next chunk is computed.
+
+Many dossiers become due at one tick, more than one batch and several chunks of them; afterwards every
+row and every queued event must be exactly what the pure domain (`tthc_core.deadlines.fold`) gives for
+the same events at the same watermark, in the same order per dossier.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from tthc_common.db import make_engine, run_migrations, session_scope
+from tthc_contracts import VN_TZ, format_ts, parse_dossier_event
+from tthc_core.calendar import CalendarBook
+from tthc_core.deadlines import fold
+from tthc_deadline.app import MIGRATIONS_DIR
+from tthc_deadline.models import DossierRow
+from tthc_deadline.store import (
+    SWEEP_CHUNK,
+    ActiveCalendar,
+    advance_by_tick,
+    advance_due_batch,
+    decode_state,
+    process_dossier_event,
+)
+
+SOURCE = "motcua-lang-son"
+AGENCY = {"code": "000.00.12.H10", "name": "Sở Tư pháp tỉnh Lạng Sơn"}
+TOPIC = "tthc.deadline.v1"
+BATCH = 2 * SWEEP_CHUNK + 7  # several chunks per batch, and a last short one
+RECEIVED_FROM = datetime(2026, 3, 2, 8, 0, tzinfo=VN_TZ)  # a Monday
+
+
+def received(dossier_id: str, at: datetime, value: float, unit: str) -> dict[str, Any]:
+    return {"event_id": str(uuid.uuid4()), "type": "dossier.received", "schema_version": 1,
+            "occurred_at": format_ts(at), "source": SOURCE, "dossier_id": dossier_id, "data": {
+                "procedure": {"code": "1.001234", "name": "Cấp Phiếu lý lịch tư pháp", "field_code": "G13-TP01",
+                              "field_name": "Lý lịch tư pháp"},
+                "receiving_agency": AGENCY, "handling_agency": AGENCY, "channel": "online",
+                "duration": {"value": value, "unit": unit},
+                "applicant": {"kind": "citizen", "name": "Lê Văn Thử", "phone": "0912345678"}}}
+
+
+def dossier_events(count: int) -> list[dict[str, Any]]:
+    """Receipts a few minutes apart, of durations whose at-risk and overdue moments fall before or
+    after the sweep's watermark (so some dossiers get both moments at once, some one, some none)."""
+    units = [(2, "working_days"), (4, "working_hours"), (1, "working_days"), (3, "calendar_days"),
+             (10, "working_days")]
+    return [received(f"000.00.12.H10-2603-{i:04d}", RECEIVED_FROM + timedelta(minutes=7 * i), *units[i % len(units)])
+            for i in range(count)]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'deadline.db'}"
+    return request.getfixturevalue("pg_database_url")
+
+
+def outbox(engine: sa.Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [json.loads(p) for p in conn.execute(sa.text("SELECT payload FROM outbox ORDER BY id")).scalars()]
+
+
+def test_a_tick_that_makes_many_dossiers_due_advances_each_as_the_domain_does(database_url: str) -> None:
+    book = CalendarBook()
+    calendar = ActiveCalendar(book, "v1")
+    raw = dossier_events(3 * BATCH)
+    run_migrations(database_url, MIGRATIONS_DIR)
+    engine = make_engine(database_url)
+    try:
+        for body in raw:
+            with session_scope(engine) as session:
+                process_dossier_event(session, calendar=calendar, event=parse_dossier_event(body),
+                                      deadline_topic=TOPIC, dead_letter_topic="dlq", consumer="deadline")
+        # One dossier's state was computed under another calendar: the sweep re-folds it from its log.
+        stale_id = raw[5]["dossier_id"]
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE deadline_dossiers SET calendar_version = 'v0' WHERE dossier_id = :d"),
+                         {"d": stale_id})
+        queued_at_receipt = len(outbox(engine))
+
+        watermark = RECEIVED_FROM + timedelta(days=3, hours=2)
+        with session_scope(engine) as session:
+            advance_by_tick(session, watermark)
+        swept: list[str] = []
+        while True:
+            with session_scope(engine) as session:
+                outcome = advance_due_batch(session, calendar=calendar, deadline_topic=TOPIC, limit=BATCH)
+            swept += outcome.dossier_ids
+            if len(outcome.dossier_ids) < BATCH:
+                break
+
+        raw_by_id = {body["dossier_id"]: body for body in raw}
+        expected_states, expected_events = {}, []
+        for body in raw:
+            state, derived = fold([parse_dossier_event(body)], book, advance_to=watermark)
+            assert state is not None
+            expected_states[state.dossier_id] = state
+            expected_events += [json.loads(e.model_dump_json()) for e in derived]
+        due = [d for d, s in expected_states.items() if any(k.startswith(("at_risk|", "overdue|")) for k in s.emitted)]
+        assert len(due) > BATCH and stale_id in due  # more than a batch, several chunks each
+        assert sorted(swept) == sorted(due)
+
+        with Session(engine) as session:
+            rows = {r.dossier_id: r for r in session.scalars(sa.select(DossierRow))}
+        for dossier_id, expected in expected_states.items():
+            row = rows[dossier_id]
+            stored, wanted = decode_state(row.state_json).to_json(), expected.to_json()
+            if dossier_id not in due:  # not swept: still at the watermark of its own receipt
+                assert stored.pop("watermark") == raw_by_id[dossier_id]["occurred_at"]
+                wanted.pop("watermark")
+            assert stored == wanted, dossier_id
+            assert row.state == expected.state_at(watermark), dossier_id
+            assert row.next_moment_at == expected.next_moment_at(), dossier_id
+            assert row.next_moment_at is None or row.next_moment_at > watermark
+
+        # Every derived event exactly once, each dossier's in the domain's order (at risk before overdue).
+        published = outbox(engine)
+        assert len(published) == len(expected_events)
+
+        def by_dossier(events: list[dict[str, Any]]) -> dict[str, list[str]]:
+            out: dict[str, list[str]] = {}
+            for e in events:
+                out.setdefault(e["dossier_id"], []).append(e["event_id"])
+            return out
+
+        assert by_dossier(published) == by_dossier(expected_events)
+        assert {e["event_id"]: e for e in published} == {e["event_id"]: e for e in expected_events}
+        assert len(published) - queued_at_receipt >= len(due)
+
+        # A second sweep at the same watermark finds nothing: every next moment lies past it.
+        with session_scope(engine) as session:
+            again = advance_due_batch(session, calendar=calendar, deadline_topic=TOPIC, limit=BATCH)
+        assert again.dossier_ids == [] and len(outbox(engine)) == len(published)
+    finally:
+        engine.dispose()
