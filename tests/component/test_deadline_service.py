@@ -113,6 +113,14 @@ class Deadline:
                 return float(line.split()[-1])
         return None
 
+    async def assert_state_gauges_count_the_rows(self) -> None:
+        """`tthc_deadline_dossiers{state}` (kept by the writers, not counted) equals a count of the rows."""
+        with self.app.state.engine.connect() as conn:
+            rows = dict(conn.execute(sa.text("SELECT state, count(*) FROM deadline_dossiers GROUP BY state")).all())
+        assert rows, "no dossier stored"
+        for state in ("open", "at_risk", "overdue", "awaiting_supplement", "paused", "closed"):
+            assert await self.metric(f'tthc_deadline_dossiers{{state="{state}"}}') == rows.get(state, 0), state
+
 
 def make_settings(tmp_path: Path, **overrides: Any) -> DeadlineSettings:
     values: dict[str, Any] = {
@@ -197,6 +205,7 @@ async def test_ticks_emit_at_risk_then_overdue_once_and_the_list_follows(deadlin
     assert await deadline.metric("tthc_deadline_watermark_seconds") == datetime.fromisoformat(
         "2026-03-13T09:00:00+07:00").timestamp()
     assert await deadline.metric("tthc_deadline_open_dossiers") == 1
+    await deadline.assert_state_gauges_count_the_rows()
 
 
 async def test_events_move_time_for_other_dossiers_too(deadline: Deadline) -> None:
@@ -239,6 +248,7 @@ async def test_example_05_shuffled_with_duplicates_gives_the_expected_rows(tmp_p
         assert {d: (c["outcome"], c["due_at"]) for d, c in last_close.items()} == {
             r["dossier_id"]: (r["outcome"], r["due_at"]) for r in expected if r["state"] == "closed"}
         assert deadline.dead_letters() == []
+        await deadline.assert_state_gauges_count_the_rows()
 
 
 # ---- at-least-once delivery, poison messages, held events, conflicts ------------------------------
@@ -479,6 +489,7 @@ async def test_a_changed_calendar_reschedules_open_dossiers_at_start_up(tmp_path
         await deadline.settled()
         assert [e["type"] for e in deadline.derived(dossier_id="D-MOVED")] == [
             "deadline.scheduled", "deadline.at_risk"]
+        await deadline.assert_state_gauges_count_the_rows()
 
     async with running_deadline(changed) as deadline:  # same calendar again: nothing to redo
         await deadline.settled()
@@ -496,7 +507,7 @@ def test_migrations_create_exactly_the_tables_the_models_describe(tmp_path: Path
     url = f"sqlite:///{tmp_path}/schema.db"
     run_migrations(url, MIGRATIONS_DIR)
     ours = {"processed_events", "outbox", "deadline_event_log", "deadline_dossiers", "deadline_watermark",
-            "deadline_receipt_conflicts"}
+            "deadline_receipt_conflicts", "deadline_state_counts"}
     metadata = sa.MetaData()
     for name in ours:
         SQLModel.metadata.tables[name].to_metadata(metadata)

@@ -29,6 +29,7 @@ from tthc_deadline.store import (
     ActiveCalendar,
     advance_by_tick,
     advance_due_batch,
+    count_by_state,
     decode_state,
     process_dossier_event,
 )
@@ -138,9 +139,37 @@ def test_a_tick_that_makes_many_dossiers_due_advances_each_as_the_domain_does(da
         assert {e["event_id"]: e for e in published} == {e["event_id"]: e for e in expected_events}
         assert len(published) - queued_at_receipt >= len(due)
 
+        # The state counts the gauges read were kept by the same transactions.
+        with session_scope(engine) as session:
+            assert count_by_state(session) == dict(session.execute(
+                sa.select(DossierRow.state, sa.func.count()).group_by(DossierRow.state)).all())
+
         # A second sweep at the same watermark finds nothing: every next moment lies past it.
         with session_scope(engine) as session:
             again = advance_due_batch(session, calendar=calendar, deadline_topic=TOPIC, limit=BATCH)
         assert again.dossier_ids == [] and len(outbox(engine)) == len(published)
+    finally:
+        engine.dispose()
+
+
+def test_the_state_counts_migration_counts_the_dossiers_already_stored(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.upgrade(config, "deadline_0002")  # a database of the previous release, with dossiers in it
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for i, state in enumerate(["open", "open", "overdue", "closed", "open"]):
+                conn.execute(sa.text(
+                    "INSERT INTO deadline_dossiers (dossier_id, handling_agency, state, next_moment_at, received_at, "
+                    "due_at, state_json, calendar_version, updated_at) VALUES (:d, 'A', :s, NULL, :t, :t, '{}', "
+                    "'v1', :t)"), {"d": f"D-{i}", "s": state, "t": RECEIVED_FROM})
+        command.upgrade(config, "head")
+        with session_scope(engine) as session:
+            assert count_by_state(session) == {"open": 3, "overdue": 1, "closed": 1}
     finally:
         engine.dispose()

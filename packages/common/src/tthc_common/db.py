@@ -134,6 +134,28 @@ def insert_ignoring_conflict(session: Session, table: Any, values: dict[str, obj
     return len(session.execute(stmt.returning(literal_column("1"))).all())
 
 
+
+def increment_counters(session: Session, table: Any, deltas: dict[str, int], *, key: str, value: str) -> None:
+    """`value += delta` on the row whose `key` is each of `deltas` (a missing row starts at 0), in the
+    caller's transaction, with one multi-row upsert.
+
+    Keys are written in sorted order, so that concurrent transactions lock the counter rows in the
+    same order and never deadlock on them.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        insert_ = postgresql.insert
+    elif dialect == "sqlite":
+        insert_ = sqlite.insert  # type: ignore[assignment]
+    else:  # pragma: no cover - only the two databases above are supported
+        raise NotImplementedError(f"increment_counters does not support {dialect}")
+    rows = [{key: name, value: deltas[name]} for name in sorted(k for k, delta in deltas.items() if delta)]
+    if not rows:
+        return
+    columns = table.__table__.c if hasattr(table, "__table__") else table.c
+    stmt = insert_(table).values(rows)
+    session.execute(stmt.on_conflict_do_update(index_elements=[key], set_={value: columns[value] + stmt.excluded[value]}))
+
 # -- many rows while they are computed ---------------------------------------------------------------
 @lru_cache(maxsize=256)
 def values_rows_sql(columns: int, rows: int, casts: tuple[str, ...] = ()) -> str:

@@ -7,6 +7,7 @@ runs before its tables exist.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -61,9 +62,14 @@ def build_service_app(
             relay.start()
         for hook in after_broker_start:
             await hook()
+        # What is loaded by now (modules, the app, the holiday tables) lives as long as the process.
+        # Frozen, the cyclic garbage collector's full passes skip it: they would otherwise walk some
+        # 130,000 objects (about 90 ms on a small VM) in the middle of whatever handler triggered them.
+        gc.freeze()
 
     @router.on_broker_shutdown
     async def _stop_background(app: FastAPI) -> None:
+        gc.unfreeze()  # collectable again (several apps may start and stop in one process: tests)
         for hook in before_broker_stop:
             await hook()
         if relay is not None:

@@ -59,6 +59,8 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
                                   consumer=settings.consumer_group,
                                   max_event_lead=None if settings.max_event_lead_s is None
                                   else timedelta(seconds=settings.max_event_lead_s))
+    # State counts change when events are applied (consumers) and when time passes (sweeper).
+    sweeper.on_advanced = consumers.state_gauges.wake
     ticker = Ticker(broker, topic=topics.deadline_ticks, interval_s=settings.tick_interval_s,
                     instance=settings.instance_name, metrics=metrics,
                     publish_timeout_s=settings.kafka_publish_timeout_s)

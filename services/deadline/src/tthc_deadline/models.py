@@ -4,6 +4,8 @@
   held event is simply one more row; the dossier's state is recomputed from all of them);
 - `deadline_dossiers`: each received dossier's state (`Dossier.to_json()`) with the columns the HTTP list
   filters on and the `next_moment_at` the watermark sweep scans by index;
+- `deadline_state_counts`: how many dossiers are in each state (`DossierRow.state`), changed in the
+  transaction that changes a dossier's state, so the state gauges need not count a million rows;
 - `deadline_watermark`: the event time the service has reached (one row);
 - `deadline_receipt_conflicts`: the dead-letter record of a second `dossier.received` (events.md), with
   `published_at` once it is queued on the outbox for the dead-letter topic (in the transaction that
@@ -77,6 +79,13 @@ class DossierRow(SQLModel, table=True):
     # The calendar the state was computed under (calendar_version.py); another one means "re-fold me".
     calendar_version: str = Field(max_length=64)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UtcDateTime(), nullable=False))
+
+
+class StateCountRow(SQLModel, table=True):
+    __tablename__ = "deadline_state_counts"
+
+    state: str = Field(primary_key=True, max_length=32)
+    dossiers: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class WatermarkRow(SQLModel, table=True):

@@ -21,7 +21,7 @@ import pydantic_core
 from sqlalchemy import bindparam, func, select, update
 from sqlmodel import Session
 
-from tthc_common.db import insert_ignoring_conflict, pipeline, values_rows_sql
+from tthc_common.db import increment_counters, insert_ignoring_conflict, pipeline, values_rows_sql
 from tthc_common.idempotency import mark_processed
 from tthc_common.outbox import add_many_to_outbox, add_to_outbox, outbox_values, send_to_outbox
 from tthc_contracts import dossier_event_adapter, format_ts, to_vn
@@ -36,6 +36,7 @@ from .models import (
     DossierEventRow,
     DossierRow,
     ReceiptConflictRow,
+    StateCountRow,
     WatermarkRow,
     utcnow,
 )
@@ -159,15 +160,30 @@ def _state_columns(state: Dossier, now: datetime | None, calendar_version: str) 
 
 
 def _save_state(session: Session, row: DossierRow | None, state: Dossier, now: datetime | None,
-                calendar_version: str) -> None:
-    """Write the state and the columns derived from it (at the watermark `now`)."""
+                calendar_version: str, moved: Counter[str]) -> None:
+    """Write the state and the columns derived from it (at the watermark `now`); a change of the
+    `state` column is added to `moved` (see `_count_states`)."""
     values = _state_columns(state, now, calendar_version)
+    _moved(moved, row.state if row is not None else None, values["state"])
     if row is None:
         row = DossierRow(**values)
     else:
         for name, value in values.items():
             setattr(row, name, value)
     session.add(row)
+
+
+def _moved(moved: Counter[str], before: str | None, after: str) -> None:
+    if before != after:
+        if before is not None:
+            moved[before] -= 1
+        moved[after] += 1
+
+
+def _count_states(session: Session, moved: Counter[str]) -> None:
+    """Apply the state changes of this transaction to `deadline_state_counts`. Called last, so the
+    counter rows (which every writer updates) are locked only from here to the commit."""
+    increment_counters(session, StateCountRow, dict(moved), key="state", value="dossiers")
 
 
 def _queue(session: Session, topic: str, derived: list[Any]) -> None:
@@ -189,14 +205,14 @@ def _event_log(session: Session, dossier_id: str) -> tuple[list[DossierEventRow]
 
 
 def _refold_row(session: Session, calendar: ActiveCalendar, row: DossierRow | None, events: Any,
-                watermark: datetime, deadline_topic: str) -> tuple[Dossier | None, list[Any]]:
+                watermark: datetime, deadline_topic: str, moved: Counter[str]) -> tuple[Dossier | None, list[Any]]:
     """Re-fold one dossier from its log, store the state and queue the new derived events."""
     stored = decode_state(row.state_json) if row is not None else None
     stale = stored if row is not None and row.calendar_version != calendar.version else None
     state, derived = refold(calendar.book, events, stored.emitted if stored else (), watermark,
                             calendar_changed_from=stale)
     if state is not None:
-        _save_state(session, row, state, watermark, calendar.version)
+        _save_state(session, row, state, watermark, calendar.version, moved)
         _queue(session, deadline_topic, derived)
     return state, derived
 
@@ -266,12 +282,14 @@ def process_dossier_event(
     log, parsed = _event_log(session, event.dossier_id)
     conflicts = (_record_conflicts(session, log, parsed, dead_letter_topic=dead_letter_topic, consumer=consumer)
                  if event.type == "dossier.received" else [])
-    state, derived = _refold_row(session, calendar, row, parsed.values(), watermark, deadline_topic)
+    moved: Counter[str] = Counter()
+    state, derived = _refold_row(session, calendar, row, parsed.values(), watermark, deadline_topic, moved)
     outcome = EventOutcome(conflicts=conflicts, watermark=watermark, held=state is None, derived=derived,
                            ahead_of_ticks=ahead)
     if before is None or watermark > before:
         session.flush()
         outcome.moments_due = any_moment_due(session, watermark)
+    _count_states(session, moved)
     return outcome
 
 
@@ -301,15 +319,18 @@ def _update_advanced_sql(rows: int) -> str:
 
 
 def _advanced_chunks(due: list[Any], calendar: ActiveCalendar, watermark: datetime, deadline_topic: str,
-                     outcome: SweepOutcome) -> Iterator[tuple[list[tuple[Any, ...]], list[dict[str, Any]]]]:
+                     outcome: SweepOutcome, moved: Counter[str],
+                     ) -> Iterator[tuple[list[tuple[Any, ...]], list[dict[str, Any]]]]:
     """Advance the due dossiers (domain `advance`) a chunk at a time: (dossier rows, outbox rows)."""
     now = utcnow()
     rows: list[tuple[Any, ...]] = []
     queued: list[dict[str, Any]] = []
-    for dossier_id, state_json in due:
+    for dossier_id, state_json, before in due:
         state = decode_state(state_json)
         derived = advance(state, calendar.book, watermark)
-        rows.append((dossier_id, state.state_at(watermark), state.next_moment_at(), _encode_state(state), now))
+        after = state.state_at(watermark)
+        _moved(moved, before, after)
+        rows.append((dossier_id, after, state.next_moment_at(), _encode_state(state), now))
         queued.extend(outbox_values(deadline_topic, event) for event in derived)
         outcome.dossier_ids.append(dossier_id)
         outcome.derived.extend(derived)
@@ -348,22 +369,24 @@ def advance_due_batch(session: Session, *, calendar: ActiveCalendar, deadline_to
     if watermark is None:
         return outcome
     query = (
-        select(_DOSSIERS.c.dossier_id, _DOSSIERS.c.state_json, _DOSSIERS.c.calendar_version)
+        select(_DOSSIERS.c.dossier_id, _DOSSIERS.c.state_json, _DOSSIERS.c.state, _DOSSIERS.c.calendar_version)
         .where(_DOSSIERS.c.next_moment_at <= watermark)
         .order_by(_DOSSIERS.c.next_moment_at, _DOSSIERS.c.dossier_id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     due = session.execute(query).all()
-    current = [(dossier_id, state_json) for dossier_id, state_json, version in due if version == calendar.version]
-    _write_advanced(session, _advanced_chunks(current, calendar, watermark, deadline_topic, outcome))
-    for dossier_id, _, version in due:
+    moved: Counter[str] = Counter()
+    current = [(dossier_id, text, state) for dossier_id, text, state, version in due if version == calendar.version]
+    _write_advanced(session, _advanced_chunks(current, calendar, watermark, deadline_topic, outcome, moved))
+    for dossier_id, _, _, version in due:
         if version != calendar.version:  # computed under another calendar: re-fold it from its log
             row = session.get(DossierRow, dossier_id)  # locked by the query above
             _, derived = _refold_row(session, calendar, row, _event_log(session, dossier_id)[1].values(),
-                                     watermark, deadline_topic)
+                                     watermark, deadline_topic, moved)
             outcome.dossier_ids.append(dossier_id)
             outcome.derived.extend(derived)
+    _count_states(session, moved)
     return outcome
 
 
@@ -382,11 +405,13 @@ def rebase_calendar_batch(session: Session, *, calendar: ActiveCalendar, deadlin
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    moved: Counter[str] = Counter()
     for row in session.scalars(query):
         _, derived = _refold_row(session, calendar, row, _event_log(session, row.dossier_id)[1].values(),
-                                 watermark, deadline_topic)
+                                 watermark, deadline_topic, moved)
         outcome.dossier_ids.append(row.dossier_id)
         outcome.derived.extend(derived)
+    _count_states(session, moved)
     return outcome
 
 
@@ -425,7 +450,7 @@ def list_dossiers(
 
 
 def count_by_state(session: Session) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    for state, n in session.execute(select(DossierRow.state, func.count()).group_by(DossierRow.state)):
-        counts[state] = n
-    return dict(counts)
+    """How many dossiers are in each state (`deadline_state_counts`, kept by the writers): a few rows,
+    whatever the number of dossiers."""
+    return {state: n for state, n in session.execute(select(StateCountRow.state, StateCountRow.dossiers)) if n}
+

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -41,6 +40,8 @@ class DueSweeper:
         self.relay = relay
         self.poll_interval_s = poll_interval_s
         self.retry_delay_s = retry_delay_s
+        # Called after a sweep or re-fold that changed dossiers (the app wakes the state gauges with it).
+        self.on_advanced: Callable[[], None] | None = None
         self._lock = asyncio.Lock()
         self._rebase_pending = True
         self._loop = BackgroundLoop("deadline-sweeper", self._step, interval_s=poll_interval_s,
@@ -69,13 +70,6 @@ class DueSweeper:
             self._rebase_pending = False
         await self.sweep()
 
-    @asynccontextmanager
-    async def paused(self) -> AsyncIterator[None]:
-        """No sweep runs while the block does; it starts once a sweep under way has finished. For heavy
-        reads (the state gauges' count over every dossier) that would otherwise slow a tick's sweep."""
-        async with self._lock:
-            yield
-
     # -- the work -----------------------------------------------------------------------------------
     async def sweep(self) -> int:
         """Advance every dossier due at the stored watermark; returns how many were advanced."""
@@ -91,11 +85,13 @@ class DueSweeper:
                 total += len(ids)
                 self.metrics.moments_swept.inc(len(ids))
                 if len(ids) < self.batch_size:
+                    self._advanced(total)
                     return total
                 if seen.issuperset(ids):
                     # Advancing must move every next moment past the watermark; if it did not, stop
                     # rather than spin (the next wake retries).
                     logger.error("due sweep made no progress", extra={"count": len(ids)})
+                    self._advanced(total)
                     return total
                 seen.update(ids)
 
@@ -113,6 +109,7 @@ class DueSweeper:
                 if len(outcome.dossier_ids) < self.batch_size:
                     if total:
                         logger.info("open dossiers re-folded under the new calendar", extra={"count": total})
+                    self._advanced(total)
                     return total
                 after = outcome.dossier_ids[-1]
 
@@ -120,3 +117,7 @@ class DueSweeper:
         if derived:
             self.metrics.count_derived(derived)
             self.relay.wake()
+
+    def _advanced(self, count: int) -> None:
+        if count and self.on_advanced is not None:
+            self.on_advanced()
