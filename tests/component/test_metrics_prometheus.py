@@ -185,7 +185,7 @@ def deadline_closed(dossier_id: str, agency: str | None, outcome: str) -> dict[s
             "data": data}
 
 
-async def test_closed_and_on_time_dossiers_are_counted_per_agency_once_each(tmp_path: Path) -> None:
+async def test_closed_and_on_time_dossiers_are_counted_per_agency_once_each_even_when_rejudged(tmp_path: Path) -> None:
     first = deadline_closed("D-1", "000.00.12.H10", "early")
     async with running_metrics(tmp_path) as metrics:
         topic = metrics.settings.topics.deadline_events
@@ -194,6 +194,8 @@ async def test_closed_and_on_time_dossiers_are_counted_per_agency_once_each(tmp_
         await metrics.publish(topic, deadline_closed("D-2", "000.00.12.H10", "on_time"), "D-2")
         await metrics.publish(topic, deadline_closed("D-3", "000.00.12.H10", "late"), "D-3")
         await metrics.publish(topic, deadline_closed("D-4", "000.30.21.H10", "late"), "D-4")
+        # D-3's close re-judged by a late event: published again, corrected, with a new event id.
+        await metrics.publish(topic, deadline_closed("D-3", "000.00.12.H10", "on_time"), "D-3")
         found = samples(await metrics.scrape())
 
     closed = {(dict(labels)["agency"], dict(labels)["outcome"]): v
@@ -201,7 +203,7 @@ async def test_closed_and_on_time_dossiers_are_counted_per_agency_once_each(tmp_
     assert closed == {("000.00.12.H10", "early"): 1.0, ("000.00.12.H10", "on_time"): 1.0,
                       ("000.00.12.H10", "late"): 1.0, ("000.30.21.H10", "late"): 1.0}
     stored = value(found, "tthc_metrics_consumed_events_total", stream="deadline", type="deadline.closed")
-    assert stored == 4.0
+    assert stored == 5.0
     assert value(found, "tthc_metrics_duplicate_events_total", stream="deadline") == 1.0
 
 

@@ -51,8 +51,8 @@ def register_consumers(router: KafkaRouter, settings: MetricsSettings, engine: E
     @router.subscriber(topics.deadline_events, **consumer_options(settings, group_suffix="-deadline"))
     async def on_deadline_event(msg: KafkaMessage) -> None:
         event = deadline_event_adapter.validate_json(msg.body)
-        new = await run_in_transaction(engine, partial(store.record_deadline_event, event=event))
-        counters.event(store.STREAM_DEADLINE, event.type, new)
-        if new and event.type == "deadline.closed":
+        recorded = await run_in_transaction(engine, partial(store.record_deadline_event, event=event))
+        counters.event(store.STREAM_DEADLINE, event.type, recorded.new)
+        if recorded.first_close:
             agency = event.data.handling_agency.code if event.data.handling_agency else UNKNOWN_AGENCY
             counters.closed_dossier(agency, event.data.outcome)

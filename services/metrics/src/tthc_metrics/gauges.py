@@ -25,9 +25,11 @@ Also:
     tthc_metrics_consumed_events_total{stream,type}     events stored, by stream (dossier, deadline,
                                                         apology) and event type; redeliveries not counted
     tthc_metrics_duplicate_events_total{stream}         redelivered or re-posted events ignored
-    tthc_metrics_closed_dossiers_total{agency,outcome}  `deadline.closed` events by handling agency
-                                                        (`unknown` when the event names none) and outcome
-                                                        (early, on_time, late): closed per agency =
+    tthc_metrics_closed_dossiers_total{agency,outcome}  closed dossiers (their first `deadline.closed`;
+                                                        a close re-judged by a late event is corrected in
+                                                        the tthc_index_* figures, not here) by handling
+                                                        agency (`unknown` when the event names none) and
+                                                        outcome (early, on_time, late): closed per agency =
                                                         sum by (agency); on-time closes per agency =
                                                         sum by (agency) of outcome=~"early|on_time"
 plus FastStream's consumer metrics (`faststream_*`) and `tthc_dead_lettered_messages_total`.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,9 @@ logger = logging.getLogger("tthc.metrics.store")
 CONSUMER_DOSSIER = "metrics-dossier-events"
 CONSUMER_DEADLINE = "metrics-deadline-events"
 CONSUMER_APOLOGY = "metrics-apology-events"
+# Dossiers whose close the live counter has counted (processed_events rows keyed by dossier id): the
+# deadline service publishes a close again, corrected, when a late event re-judges it.
+COUNTED_CLOSES = "metrics-counted-closes"
 
 # metrics_watermarks.stream
 STREAM_DOSSIER = "dossier"
@@ -157,12 +161,20 @@ def record_apology_event(session: Session, event: Any) -> bool:
     return True
 
 
-def record_deadline_event(session: Session, event: Any) -> bool:
-    """Deadline events only feed live counters and the watermark. False: duplicate."""
+@dataclass(frozen=True)
+class DeadlineEventRecorded:
+    new: bool  # False: a redelivery, nothing recorded
+    first_close: bool = False  # the dossier's first deadline.closed (a re-judged close is not)
+
+
+def record_deadline_event(session: Session, event: Any) -> DeadlineEventRecorded:
+    """Deadline events only feed live counters and the watermark."""
     if not mark_processed(session, CONSUMER_DEADLINE, event.source, event.event_id):
-        return False
+        return DeadlineEventRecorded(new=False)
     advance_watermark(session, STREAM_DEADLINE, event.occurred_at)
-    return True
+    first_close = event.type == "deadline.closed" and mark_processed(
+        session, COUNTED_CLOSES, event.source, event.dossier_id)
+    return DeadlineEventRecorded(new=True, first_close=first_close)
 
 
 # -- readers ------------------------------------------------------------------------------------------
