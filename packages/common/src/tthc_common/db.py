@@ -134,7 +134,6 @@ def insert_ignoring_conflict(session: Session, table: Any, values: dict[str, obj
     return len(session.execute(stmt.returning(literal_column("1"))).all())
 
 
-
 def increment_counters(session: Session, table: Any, deltas: dict[str, int], *, key: str, value: str) -> None:
     """`value += delta` on the row whose `key` is each of `deltas` (a missing row starts at 0), in the
     caller's transaction, with one multi-row upsert.
@@ -154,7 +153,9 @@ def increment_counters(session: Session, table: Any, deltas: dict[str, int], *, 
         return
     columns = table.__table__.c if hasattr(table, "__table__") else table.c
     stmt = insert_(table).values(rows)
-    session.execute(stmt.on_conflict_do_update(index_elements=[key], set_={value: columns[value] + stmt.excluded[value]}))
+    session.execute(stmt.on_conflict_do_update(index_elements=[key],
+                                               set_={value: columns[value] + stmt.excluded[value]}))
+
 
 # -- many rows while they are computed ---------------------------------------------------------------
 @lru_cache(maxsize=256)

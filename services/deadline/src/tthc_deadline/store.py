@@ -205,7 +205,8 @@ def _event_log(session: Session, dossier_id: str) -> tuple[list[DossierEventRow]
 
 
 def _refold_row(session: Session, calendar: ActiveCalendar, row: DossierRow | None, events: Any,
-                watermark: datetime, deadline_topic: str, moved: Counter[str]) -> tuple[Dossier | None, list[Any]]:
+                watermark: datetime, deadline_topic: str,
+                moved: Counter[str]) -> tuple[Dossier | None, list[Any]]:
     """Re-fold one dossier from its log, store the state and queue the new derived events."""
     stored = decode_state(row.state_json) if row is not None else None
     stale = stored if row is not None and row.calendar_version != calendar.version else None
@@ -318,9 +319,13 @@ def _update_advanced_sql(rows: int) -> str:
     )
 
 
+# (dossier rows, outbox rows) of one chunk of advanced dossiers
+Chunk = tuple[list[tuple[Any, ...]], list[dict[str, Any]]]
+
+
 def _advanced_chunks(due: list[Any], calendar: ActiveCalendar, watermark: datetime, deadline_topic: str,
                      outcome: SweepOutcome, moved: Counter[str],
-                     ) -> Iterator[tuple[list[tuple[Any, ...]], list[dict[str, Any]]]]:
+                     ) -> Iterator[Chunk]:
     """Advance the due dossiers (domain `advance`) a chunk at a time: (dossier rows, outbox rows)."""
     now = utcnow()
     rows: list[tuple[Any, ...]] = []
@@ -341,7 +346,7 @@ def _advanced_chunks(due: list[Any], calendar: ActiveCalendar, watermark: dateti
         yield rows, queued
 
 
-def _write_advanced(session: Session, chunks: Iterator[tuple[list[tuple[Any, ...]], list[dict[str, Any]]]]) -> None:
+def _write_advanced(session: Session, chunks: Iterator[Chunk]) -> None:
     with pipeline(session) as pipe:
         for rows, queued in chunks:
             if pipe is not None:  # PostgreSQL: sent now, executed while the next chunk is computed
@@ -349,8 +354,8 @@ def _write_advanced(session: Session, chunks: Iterator[tuple[list[tuple[Any, ...
                 send_to_outbox(pipe, queued)
             else:
                 session.execute(_UPDATE_ADVANCED, [
-                    {"b_dossier_id": i, "b_state": s, "b_next_moment_at": n, "b_state_json": j, "b_updated_at": u}
-                    for i, s, n, j, u in rows
+                    {"b_dossier_id": i, "b_state": st, "b_next_moment_at": n, "b_state_json": j, "b_updated_at": u}
+                    for i, st, n, j, u in rows
                 ])
                 add_many_to_outbox(session, queued)
 
@@ -377,7 +382,8 @@ def advance_due_batch(session: Session, *, calendar: ActiveCalendar, deadline_to
     )
     due = session.execute(query).all()
     moved: Counter[str] = Counter()
-    current = [(dossier_id, text, state) for dossier_id, text, state, version in due if version == calendar.version]
+    current = [(dossier_id, text, state) for dossier_id, text, state, version in due
+               if version == calendar.version]
     _write_advanced(session, _advanced_chunks(current, calendar, watermark, deadline_topic, outcome, moved))
     for dossier_id, _, _, version in due:
         if version != calendar.version:  # computed under another calendar: re-fold it from its log
