@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from typing import NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.support.infra import free_ports, fresh_databases
 
 KAFKA_IMAGE = os.environ.get("TTHC_TEST_KAFKA_IMAGE", "confluentinc/cp-kafka:7.6.0")
 POSTGRES_IMAGE = os.environ.get("TTHC_TEST_POSTGRES_IMAGE", "postgres:15-alpine")
@@ -99,27 +99,11 @@ def postgres_url() -> Iterator[str]:
     _unavailable("PostgreSQL server", "TTHC_TEST_DATABASE_URL")
 
 
-def libpq_url(sqlalchemy_url: str) -> str:
-    """``postgresql+psycopg://...`` -> ``postgresql://...`` for psycopg.connect()."""
-    parts = urlsplit(sqlalchemy_url)
-    return urlunsplit(parts._replace(scheme=parts.scheme.split("+", 1)[0]))
-
-
 @pytest.fixture
 def pg_database_url(postgres_url: str) -> Iterator[str]:
     """SQLAlchemy URL of a fresh, uniquely named database on the server, dropped after the test."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = libpq_url(postgres_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(postgres_url)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_databases(postgres_url, ["test"]) as (url,):
+        yield url
 
 
 @pytest.fixture
@@ -131,6 +115,4 @@ def topic_prefix() -> str:
 @pytest.fixture
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (for a server a test starts itself)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.support.examples import apology_key, examples
-from tests.support.stack import SERVICES, free_ports, stack_module
+from tests.support.stack import event_time_stack
 from tthc_core.cli import main as tthc
 
 EXAMPLES = examples()
@@ -46,18 +46,10 @@ def _agencies() -> list[str]:
 
 @pytest.fixture
 def stack(kafka_bootstrap: str, topic_prefix: str, service_databases: dict[str, str], tmp_path: Path) -> Iterator[Any]:
-    s = stack_module.Stack(
-        kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, var_dir=tmp_path / "var",
-        database_urls=service_databases, ports=dict(zip(SERVICES, free_ports(4))), source=SOURCE,
-        officer_agencies=_agencies(),
-        # Time follows the events, as in a replay, not today's wall clock.
-        extra_env={"DEADLINE_PUBLISH_TICKS": "false"}, ready_timeout_s=120,
-    )
-    s.start()
-    try:
+    with event_time_stack(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix,
+                          service_databases=service_databases, var_dir=tmp_path / "var",
+                          officer_agencies=_agencies(), source=SOURCE) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def _replay(events: Path, args: dict[str, str], out: Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from tthc_core.calendar import CalendarBook
 from tthc_core.replay import replay
 from tthc_sim import generate_day
 
-from tests.support.stack import SERVICES, free_ports, stack_module
+from tests.support.stack import event_time_stack, stack_module
 
 DAY = date(2026, 11, 23)
 COMPARED = ("handling_agency", "received_at", "start_at", "due_at_receipt", "due_at", "extended_due_at",
@@ -37,17 +37,10 @@ def day_events() -> list[dict[str, Any]]:
 def stack(kafka_bootstrap: str, topic_prefix: str, service_databases: dict[str, str], tmp_path: Path,
           day_events: list[dict[str, Any]]) -> Iterator[Any]:
     agencies = sorted({e["data"]["handling_agency"]["code"] for e in day_events if e["type"] == "dossier.received"})
-    s = stack_module.Stack(
-        kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, var_dir=tmp_path / "var",
-        database_urls=service_databases, ports=dict(zip(SERVICES, free_ports(4))), officer_agencies=agencies,
-        # The watermark follows the events only, as in a replay: the figures do not depend on today's date.
-        extra_env={"DEADLINE_PUBLISH_TICKS": "false"}, ready_timeout_s=120,
-    )
-    s.start()
-    try:
+    with event_time_stack(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix,
+                          service_databases=service_databases, var_dir=tmp_path / "var",
+                          officer_agencies=agencies) as s:
         yield s
-    finally:
-        s.stop()
     assert all(v["pid"] is None for v in s.status().values())
 
 

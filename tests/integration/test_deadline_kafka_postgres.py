@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -31,6 +30,8 @@ from tthc_contracts.topics import Topics
 from tthc_contracts.derived import Tick
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import fold
+
+from tests.support.infra import free_ports, fresh_databases
 
 SOURCE = "motcua-lang-son"
 AGENCY = {"code": "000.00.12.H10", "name": "Sở Tư pháp tỉnh Lạng Sơn"}
@@ -98,17 +99,9 @@ def dossier_stream(rng: random.Random, count: int) -> list[dict[str, Any]]:
 
 # ---- the service in a subprocess ---------------------------------------------------------------------
 
-def free_tcp_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class DeadlineProcess:
     def __init__(self, *, bootstrap: str, database_url: str, prefix: str, log: Path, **env: str) -> None:
-        self.port = free_tcp_port()
+        self.port = free_ports(1)[0]
         self.log = log
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("DEADLINE_")},
@@ -242,19 +235,8 @@ async def until_caught_up(engine: sa.Engine, unique_events: int, watermark: date
 @pytest.fixture
 def second_pg_database_url(postgres_url: str) -> Iterator[str]:
     """One more fresh database on the same server (the reference service's)."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    parts = urlsplit(postgres_url)
-    admin = urlunsplit(parts._replace(scheme=parts.scheme.split("+", 1)[0]))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_databases(postgres_url, ["test"]) as (url,):
+        yield url
 
 
 # ---- tests -------------------------------------------------------------------------------------------

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+
+from tests.support.infra import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "deadline", "apology", "metrics")
@@ -26,24 +29,19 @@ def _load_stack_module() -> ModuleType:
 stack_module = _load_stack_module()
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
+@contextmanager
+def event_time_stack(*, kafka_bootstrap: str, topic_prefix: str, service_databases: dict[str, str], var_dir: Path,
+                     officer_agencies: list[str], **options: Any) -> Iterator[Any]:
+    """The four services started on `service_databases` and stopped afterwards. Their time follows the
+    events only, as in a replay (no wall-clock ticks), so the figures do not depend on today's date."""
+    s = stack_module.Stack(
+        kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, var_dir=var_dir,
+        database_urls=service_databases, ports=dict(zip(SERVICES, free_ports(len(SERVICES)))),
+        officer_agencies=officer_agencies, extra_env={"DEADLINE_PUBLISH_TICKS": "false"}, ready_timeout_s=120,
+        **options,
+    )
+    s.start()
     try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+        yield s
     finally:
-        for s in socks:
-            s.close()
-
-
-def libpq_url(url: str) -> str:
-    """postgresql+psycopg://… → postgresql://… (what psycopg.connect takes)."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme=parts.scheme.split("+", 1)[0]))
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+        s.stop()

@@ -97,7 +97,6 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
         before_broker_stop=(stop_background,),
     )
     app.include_router(dossier_routes(engine, settings))
-    app.state.kafka_router = router
     app.state.calendar = active
     app.state.metrics = metrics
     app.state.consumers = consumers

@@ -50,7 +50,6 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         before_broker_stop=[refresher.stop],
     )
     app.include_router(indices_router(engine, book))
-    app.state.kafka_router = router
     app.state.book = book
     app.state.gauges = gauges
     app.state.refresher = refresher
