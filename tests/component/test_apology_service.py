@@ -494,7 +494,7 @@ async def test_the_earliest_receipt_wins_whatever_order_they_arrive_in(apology: 
 
 async def test_pdf_preview_or_501_when_libreoffice_is_missing(apology: Apology,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from tthc_core.letter.pdf import find_soffice
+    from tthc_adapters.pdf import find_soffice
 
     await apology.dossier(received("D-63"))
     await apology.deadline(at_risk("D-63"))

@@ -24,7 +24,7 @@ import pytest
 
 from tests.support.examples import apology_key, examples
 from tests.support.stack import event_time_stack
-from tthc_core.cli import main as tthc
+from tthc_adapters.cli import main as tthc
 
 EXAMPLES = examples()
 SOURCE = "motcua-lang-son"

@@ -2,7 +2,8 @@
 
 import pytest
 
-from tthc_core.calendar_config import CalendarFileError, load_calendar, parse_calendar
+from tthc_adapters.calendar_file import load_calendar
+from tthc_core.calendar_config import CalendarFileError, parse_calendar
 
 GOOD = """\
 office_hours: ["08:00-12:00", "13:00-17:00"]

@@ -22,10 +22,10 @@ from tthc_core.letter import (
     PLACEHOLDERS,
     LetterFields,
     check_template,
-    docx_to_pdf,
     letter_context,
     render_letter,
 )
+from tthc_adapters.pdf import docx_to_pdf
 from tthc_core.letter.vn_format import nd30_date_parts
 
 VN = timezone(timedelta(hours=7))

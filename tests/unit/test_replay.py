@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.examples import apology_key, examples
-from tthc_core.cli import main
+from tthc_adapters.cli import main
 
 EXAMPLES = examples()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 import yaml
 
@@ -174,14 +173,3 @@ def _build(root: yaml.Node | None) -> CalendarConfig:
         agencies=agencies,
         procedure_supplement_modes=procedures,
     )
-
-
-def load_calendar(path: str | Path | None) -> CalendarConfig:
-    if path is None:
-        return CalendarConfig()
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CalendarFileError(None, f"cannot read: {exc.strerror}", str(p)) from None
-    return parse_calendar(text, str(p))

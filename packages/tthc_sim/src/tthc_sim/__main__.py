@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     book = None
     if args.calendar:
         from tthc_core.calendar import CalendarBook
-        from tthc_core.calendar_config import CalendarFileError, load_calendar
+        from tthc_adapters.calendar_file import CalendarFileError, load_calendar
 
         try:
             book = CalendarBook(load_calendar(args.calendar))

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from tthc_common.db import run_in_transaction
 
 from .auth import require_officer
-from tthc_core.letter import PdfConversionError
+from tthc_adapters.pdf import PdfConversionError
 
 from .documents import LetterNotReady, PdfUnavailable
 from .issuing import IssueRefused, IssueRequest

@@ -19,7 +19,7 @@ from tthc_common.db import make_engine
 from tthc_common.outbox import OutboxRelay
 from tthc_common.service import build_service_app
 from tthc_core.calendar import CalendarBook
-from tthc_core.calendar_config import load_calendar
+from tthc_adapters.calendar_file import load_calendar
 
 from .access_log import redact_keys_in_access_log
 from .api import router as api_router

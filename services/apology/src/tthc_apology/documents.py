@@ -23,7 +23,7 @@ from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import fold
 from tthc_core.docx_stable import stable_docx
 from tthc_core.letter import LetterFields, check_template, render_letter
-from tthc_core.letter.pdf import docx_to_pdf, find_soffice
+from tthc_adapters.pdf import docx_to_pdf, find_soffice
 from tthc_core.letter_fields import LetterDefaults, letter_for_draft
 
 from .config import ApologySettings

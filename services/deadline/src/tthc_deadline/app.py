@@ -19,7 +19,8 @@ from tthc_common.db import make_engine
 from tthc_common.outbox import OutboxRelay
 from tthc_common.service import build_service_app
 from tthc_core.calendar import CalendarBook
-from tthc_core.calendar_config import CalendarConfig, load_calendar
+from tthc_adapters.calendar_file import load_calendar
+from tthc_core.calendar_config import CalendarConfig
 
 from .calendar_version import calendar_version
 from .config import DeadlineSettings

@@ -16,7 +16,7 @@ from tthc_common.broker import make_kafka_router
 from tthc_common.db import make_engine
 from tthc_common.service import build_service_app
 from tthc_core.calendar import CalendarBook
-from tthc_core.calendar_config import load_calendar
+from tthc_adapters.calendar_file import load_calendar
 
 from .config import MetricsSettings
 from .consumers import register_consumers

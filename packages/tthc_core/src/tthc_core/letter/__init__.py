@@ -1,9 +1,10 @@
-"""Apology letter (form Mẫu 04 "Phiếu xin lỗi và hẹn lại ngày trả kết quả"): DOCX, template lint, PDF."""
+"""Apology letter (form Mẫu 04 "Phiếu xin lỗi và hẹn lại ngày trả kết quả"): DOCX and template lint.
+
+The PDF preview (LibreOffice) is I/O: `tthc_adapters.pdf`."""
 
 from .check import check_template
 from .context import PLACEHOLDERS, REQUIRED_PLACEHOLDERS, LetterContext, letter_context
 from .fields import LetterFields
-from .pdf import PdfConversionError, docx_to_pdf
 from .render import render_letter
 
 __all__ = [
@@ -11,9 +12,7 @@ __all__ = [
     "REQUIRED_PLACEHOLDERS",
     "LetterContext",
     "LetterFields",
-    "PdfConversionError",
     "check_template",
-    "docx_to_pdf",
     "letter_context",
     "render_letter",
 ]
