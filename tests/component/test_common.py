@@ -297,7 +297,7 @@ async def test_each_app_has_its_own_metrics_registry(engine: sa.Engine) -> None:
     text = (await _get(_health_app(engine, None, first), "/metrics")).text
 
     assert "faststream_received_messages_total" in text
-    assert "tthc_dead_lettered_messages_total" in text
+    assert "tthc_consumer_stalls_total" in text
 
 
 # ---- logging, encoding ------------------------------------------------------------------------

@@ -50,6 +50,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         url,
         echo=echo,
         hide_parameters=True,
+        # A server that does not answer (a dropped packet, not a refused connection) fails in seconds.
+        connect_args={"connect_timeout": 10},
         pool_size=5,
         max_overflow=10,
         pool_pre_ping=True,
@@ -117,6 +119,16 @@ def run_migrations(engine_url: str, script_location: str | Path) -> None:
     command.upgrade(config, "head")
 
 
+def dialect_insert(session: Session, table: Any) -> Any:
+    """The INSERT of the session's database (PostgreSQL or SQLite), which has ON CONFLICT clauses."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":  # RETURNING needs SQLite >= 3.35 (2021)
+        return sqlite.insert(table)
+    raise NotImplementedError(f"{dialect} is not supported (PostgreSQL or SQLite)")  # pragma: no cover
+
+
 def insert_ignoring_conflict(session: Session, table: Any, values: dict[str, object]) -> int:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING; returns the number of rows inserted (0 or 1).
 
@@ -124,13 +136,7 @@ def insert_ignoring_conflict(session: Session, table: Any, values: dict[str, obj
     ON CONFLICT rather than catching IntegrityError: on PostgreSQL a failed INSERT aborts the whole
     transaction, and the caller's state change lives in that transaction.
     """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":  # RETURNING needs SQLite >= 3.35 (2021)
-        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two databases above are supported
-        raise NotImplementedError(f"insert_ignoring_conflict does not support {dialect}")
+    stmt = dialect_insert(session, table).values(**values).on_conflict_do_nothing()
     return len(session.execute(stmt.returning(literal_column("1"))).all())
 
 
@@ -141,18 +147,11 @@ def increment_counters(session: Session, table: Any, deltas: dict[str, int], *, 
     Keys are written in sorted order, so that concurrent transactions lock the counter rows in the
     same order and never deadlock on them.
     """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        insert_ = postgresql.insert
-    elif dialect == "sqlite":
-        insert_ = sqlite.insert  # type: ignore[assignment]
-    else:  # pragma: no cover - only the two databases above are supported
-        raise NotImplementedError(f"increment_counters does not support {dialect}")
     rows = [{key: name, value: deltas[name]} for name in sorted(k for k, delta in deltas.items() if delta)]
     if not rows:
         return
     columns = table.__table__.c if hasattr(table, "__table__") else table.c
-    stmt = insert_(table).values(rows)
+    stmt = dialect_insert(session, table).values(rows)
     session.execute(stmt.on_conflict_do_update(index_elements=[key],
                                                set_={value: columns[value] + stmt.excluded[value]}))
 

@@ -8,16 +8,14 @@ delivery then finds the row and does nothing. `consumer` lets one database serve
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import Column, DateTime
 from sqlmodel import Field, Session, SQLModel
+from tthc_contracts.timefmt import utcnow
 
-from .db import insert_ignoring_conflict
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+from .db import dialect_insert, insert_ignoring_conflict
 
 
 class ProcessedEvent(SQLModel, table=True):
@@ -26,7 +24,7 @@ class ProcessedEvent(SQLModel, table=True):
     consumer: str = Field(primary_key=True, max_length=100)
     source: str = Field(primary_key=True, max_length=64)
     event_id: str = Field(primary_key=True, max_length=64)
-    processed_at: datetime = Field(default_factory=_utcnow,
+    processed_at: datetime = Field(default_factory=utcnow,
                                    sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
@@ -40,9 +38,36 @@ def mark_processed(session: Session, consumer: str, source: str, event_id: str) 
     inserted = insert_ignoring_conflict(
         session,
         ProcessedEvent,
-        {"consumer": consumer, "source": source, "event_id": event_id, "processed_at": _utcnow()},
+        {"consumer": consumer, "source": source, "event_id": event_id, "processed_at": utcnow()},
     )
     return inserted == 1
+
+
+def mark_processed_many(session: Session, consumer: str,
+                        keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Record a batch of `(source, event_id)` as handled by `consumer`, in the caller's transaction, with
+    one statement; returns the keys recorded now (the others were processed before: skip them).
+
+    Rows are inserted in sorted order, so that two transactions inserting overlapping batches lock the
+    same index entries in the same order.
+    """
+    unique = sorted(set(keys))
+    if not unique:
+        return set()
+    now = utcnow()
+    rows = [{"consumer": consumer, "source": source, "event_id": event_id, "processed_at": now}
+            for source, event_id in unique]
+    table = ProcessedEvent.__table__  # type: ignore[attr-defined]
+    new: set[tuple[str, str]] = set()
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        stmt = dialect_insert(session, table).values(rows[start:start + _ROWS_PER_STATEMENT])
+        stmt = stmt.on_conflict_do_nothing().returning(table.c.source, table.c.event_id)
+        new.update((source, event_id) for source, event_id in session.execute(stmt))
+    return new
+
+
+# SQLite allows 32,766 bound parameters per statement; four columns a row.
+_ROWS_PER_STATEMENT = 5000
 
 
 def was_processed(session: Session, consumer: str, source: str, event_id: str) -> bool:

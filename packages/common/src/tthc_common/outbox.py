@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
@@ -23,16 +23,13 @@ from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Identity, Integer, Text, delete, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel
+from tthc_contracts.timefmt import utcnow
 
 from .background import BackgroundLoop
 from .db import Pipeline, session_scope, values_rows_sql
 from .publish import OutgoingMessage, PublishError, encode_event, event_json_dict, publish_messages
 
 logger = logging.getLogger("tthc.outbox")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -42,7 +39,7 @@ class OutboxMessage(SQLModel, table=True):
     topic: str = Field(max_length=255)
     key: str | None = Field(default=None, max_length=255)
     payload: str = Field(sa_column=Column(Text, nullable=False))  # the event's JSON, UTF-8, NFC
-    created_at: datetime = Field(default_factory=_utcnow,
+    created_at: datetime = Field(default_factory=utcnow,
                                  sa_column=Column(DateTime(timezone=True), nullable=False))
     # Kafka headers to send besides the JSON content-type, as a JSON object; NULL: none (outbox v2).
     headers: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -66,7 +63,7 @@ def outbox_values(topic: str, event: BaseModel | dict[str, Any], key: str | None
     if key is None:
         key = getattr(event, "dossier_id", None) if isinstance(event, BaseModel) else event.get("dossier_id")
     return {"topic": topic, "key": key, "payload": encode_event(event).decode("utf-8"),
-            "created_at": _utcnow(), "headers": None}
+            "created_at": utcnow(), "headers": None}
 
 
 OUTBOX_COLUMNS = ("topic", "key", "payload", "created_at", "headers")

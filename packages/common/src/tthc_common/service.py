@@ -3,11 +3,17 @@
 Start order: logging -> database migrations -> Kafka broker (and its consumers) -> outbox relay.
 Stop order is the reverse, so the relay never publishes through a closed producer and no consumer
 runs before its tables exist.
+
+`service_main` is every service's `__main__`: a mistake in the settings, a configuration file that does
+not load, an unsupported database URL, a database or a broker that does not answer at start-up: one line
+on stderr that says what to fix, and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,12 +21,16 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
+import prometheus_client
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from .broker import KafkaRouter, flush_producer_or_give_up
-from .db import run_migrations
+from .db import check_database, make_engine, run_migrations
+from .errors import install_error_handlers
 from .health import health_router
+from .keys import KeysError, hash_key
 from .logging import configure_logging
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
@@ -46,6 +56,8 @@ def build_service_app(
     The service then adds its own routes: `app.include_router(my_routes)`.
     """
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    # `/metrics` without a `_created` series beside every counter and histogram (noise for Prometheus).
+    prometheus_client.disable_created_metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,6 +89,7 @@ def build_service_app(
         await flush_producer_or_give_up(router.broker, settings.kafka_publish_timeout_s)
 
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
+    install_error_handlers(app)
     app.include_router(router)  # FastAPI merges the router's lifespan: the broker starts after ours
     app.include_router(health_router(broker=router.broker, engine=engine, registry=registry,
                                      readiness_timeout_s=settings.readiness_timeout_s))
@@ -96,3 +109,119 @@ def run_service(app: FastAPI, settings: ServiceSettings) -> None:
     # log_config=None: keep the structured logging configured by build_service_app.
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
                 lifespan="on", proxy_headers=True)
+
+
+# -- python -m tthc_<service> ------------------------------------------------------------------------------
+class StartupRefused(Exception):
+    """The service must not start; the message says what to fix (one line, no secrets)."""
+
+
+def _settings_problem(exc: ValidationError, env_prefix: str) -> str:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        name = ".".join(str(p) for p in err["loc"])
+        variable = f"{env_prefix}{name}".upper() if name else env_prefix.rstrip("_")
+        problems.append(f"{variable}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
+
+
+def wait_for_database(url: str, timeout_s: float) -> None:
+    """Raises StartupRefused when the database does not answer within `timeout_s`."""
+    import time
+
+    engine = make_engine(url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                check_database(engine)
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure to connect is "not reachable"
+                if time.monotonic() >= deadline:
+                    raise StartupRefused(
+                        f"the database did not answer within {timeout_s:g} s ({type(exc).__name__}): start it or "
+                        "fix the DATABASE_URL setting") from None
+                time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+
+async def _kafka_answers(bootstrap_servers: str, timeout_s: float) -> str | None:
+    from aiokafka import AIOKafkaClient
+
+    loop_deadline = asyncio.get_running_loop().time() + timeout_s
+    last = "no answer"
+    while True:
+        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+        try:
+            async with asyncio.timeout(max(0.1, min(5.0, loop_deadline - asyncio.get_running_loop().time()))):
+                await client.bootstrap()
+            return None
+        except Exception as exc:  # noqa: BLE001
+            last = type(exc).__name__
+        finally:
+            await client.close()
+        if asyncio.get_running_loop().time() >= loop_deadline:
+            return last
+        await asyncio.sleep(0.5)
+
+
+def wait_for_kafka(bootstrap_servers: str, timeout_s: float) -> None:
+    """Raises StartupRefused when no broker of `bootstrap_servers` answers within `timeout_s`."""
+    problem = asyncio.run(_kafka_answers(bootstrap_servers, timeout_s))
+    if problem is not None:
+        raise StartupRefused(f"Kafka at {bootstrap_servers} did not answer within {timeout_s:g} s ({problem}): "
+                             "start it or fix KAFKA_BOOTSTRAP_SERVERS")
+
+
+S = Any
+
+
+def service_main(name: str, argv: list[str] | None, *, settings: Callable[[], S],
+                 create_app: Callable[[S], FastAPI], refuse_on: tuple[type[Exception], ...] = (),
+                 hash_keys: bool = False, warm_up: Callable[[FastAPI], None] | None = None) -> int:
+    """`python -m tthc_<name> [hash-key KEY]`: serve, or print the digest of a key to configure.
+
+    `refuse_on`: the service's own configuration errors (a calendar file, letter templates...), reported
+    as one line like the settings' own. Returns the exit code; 2 for every user mistake.
+    """
+    prog = f"tthc_{name}"
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["hash-key"] and hash_keys:
+        if len(args) != 2:
+            print(f"usage: python -m {prog} hash-key KEY", file=sys.stderr)
+            return 2
+        print(hash_key(args[1]))
+        return 0
+    if args:
+        print(f"usage: python -m {prog}" + (" [hash-key KEY]" if hash_keys else ""), file=sys.stderr)
+        return 2
+
+    def refuse(reason: str) -> int:
+        print(f"{name}: refusing to start: {reason}", file=sys.stderr)
+        return 2
+
+    try:
+        loaded = settings()
+    except ValidationError as exc:
+        return refuse(_settings_problem(exc, _env_prefix(settings)))
+    try:
+        app = create_app(loaded)
+    except ValidationError as exc:
+        return refuse(_settings_problem(exc, _env_prefix(settings)))
+    except (StartupRefused, KeysError, *refuse_on) as exc:
+        return refuse(str(exc).replace("\n", " "))
+    try:
+        wait_for_database(loaded.database_url, loaded.startup_wait_s)
+        wait_for_kafka(loaded.kafka_bootstrap_servers, loaded.startup_wait_s)
+    except StartupRefused as exc:
+        return refuse(str(exc))
+    if warm_up is not None:
+        warm_up(app)
+    run_service(app, loaded)
+    return 0
+
+
+def _env_prefix(settings: Callable[[], Any]) -> str:
+    config = getattr(settings, "model_config", None) or {}
+    return str(config.get("env_prefix", ""))

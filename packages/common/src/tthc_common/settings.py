@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from tthc_contracts.topics import Topics
@@ -53,6 +53,28 @@ class _SharedEnvSource(PydanticBaseSettingsSource):
         return values
 
 
+def supported_database_url(url: str) -> str:
+    """`url` if it names SQLite or PostgreSQL (psycopg 3; `postgresql://` means it); else ValueError."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError("DATABASE_URL is not a database URL (sqlite:///var/x.db or "
+                         "postgresql+psycopg://user:password@host:5432/name)") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "sqlite" and driver in ("pysqlite", "sqlite"):
+        return url
+    if backend == "postgresql":
+        if driver == "psycopg":
+            return url
+        if "+" not in parsed.drivername:
+            return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise ValueError(f"DATABASE_URL names {parsed.drivername!r}: only sqlite:/// and postgresql+psycopg:// "
+                     "are supported")
+
+
 class ServiceSettings(BaseSettings):
     model_config = service_settings_config("TTHC_")
 
@@ -72,11 +94,21 @@ class ServiceSettings(BaseSettings):
 
     # How long to wait for Kafka to acknowledge a publish before the caller gives up (503 / retry).
     kafka_publish_timeout_s: float = 10.0
+    # At start-up, how long to wait for the database and Kafka to answer before refusing to start.
+    startup_wait_s: float = Field(default=30.0, ge=0)
     # /readyz: how long the Kafka and database probes may take.
     readiness_timeout_s: float = 2.0
-    # A consumer that fails for a passing reason waits this long before the message is read again,
-    # so a database outage does not turn into a hot loop.
-    retry_delay_s: float = 1.0
+    # Consumers read batches of at most this many records, waiting at most this long for more.
+    batch_max_records: int = Field(default=500, gt=0, le=10_000)
+    batch_linger_ms: int = Field(default=100, ge=0, le=60_000)
+    # A message whose processing fails (not the infrastructure) is tried this many times, the pause
+    # doubling from `poison_backoff_s`, before it is set aside on the dead-letter topic.
+    poison_attempts: int = Field(default=3, gt=0, le=20)
+    poison_backoff_s: float = Field(default=0.2, ge=0)
+    # While the database or the broker is unreachable, a batch is read again after a pause doubling
+    # from `retry_delay_s` up to `retry_max_delay_s`, so an outage does not turn into a hot loop.
+    retry_delay_s: float = Field(default=1.0, ge=0)
+    retry_max_delay_s: float = Field(default=30.0, ge=0)
     # The outbox relay polls this often when nobody wakes it.
     outbox_poll_interval_s: float = 0.5
 
@@ -84,6 +116,7 @@ class ServiceSettings(BaseSettings):
     def _derive_defaults(self) -> ServiceSettings:
         if not self.database_url:
             self.database_url = f"sqlite:///var/{self.service_name}.db"
+        self.database_url = supported_database_url(self.database_url)
         if not self.consumer_group:
             self.consumer_group = f"tthc-{self.service_name}"
         return self

@@ -1,9 +1,21 @@
-"""Timestamps on the wire: RFC 3339 with seconds, in Vietnam's +07:00 for everything we write."""
+"""Time, in one place: RFC 3339 timestamps on the wire (seconds, Vietnam's +07:00 for everything we
+write) and the wall clock, which only services read (`utcnow` for bookkeeping columns, `now_vn` for an
+officer's action); domain code runs on event time."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 
 VN_TZ = timezone(timedelta(hours=7), "ICT")
+
+
+def utcnow() -> datetime:
+    """The wall clock, aware, UTC (bookkeeping: when a row was written)."""
+    return datetime.now(UTC)
+
+
+def now_vn() -> datetime:
+    """The wall clock in Vietnam time, to the second (what an officer's action is dated)."""
+    return datetime.now(VN_TZ).replace(microsecond=0)
 
 
 def to_vn(ts: datetime) -> datetime:

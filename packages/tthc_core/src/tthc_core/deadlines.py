@@ -59,6 +59,12 @@ def event_order_key(event: Any) -> tuple[datetime, int, str]:
     return (event.occurred_at, EVENT_RANK.get(event.type, 99), event.event_id)
 
 
+def receipt_winner(receipts: Iterable[Any]) -> Any:
+    """§7: of a dossier's `dossier.received` events, the first in event order is the receipt; the others
+    are conflicts. The one rule for the deadline fold, the apology letters and the metrics."""
+    return min(receipts, key=event_order_key)
+
+
 @dataclass
 class Stop:
     """One stopped-clock interval: awaiting supplement, or paused (financial obligation, other)."""
@@ -102,6 +108,9 @@ class Dossier:
     closing_type: str | None = None
     watermark: datetime | None = None  # event time this state has been advanced to
     emitted: set[str] = field(default_factory=set)
+    # The order key (`event_order_key`) of the last event folded into this state: a later event can be
+    # applied to the state as it is (`apply_in_order`); an earlier one needs a fold of the whole log.
+    last_event: tuple[datetime, int, str] | None = None
 
     # -- derived views ----------------------------------------------------------------------------
     @property
@@ -222,6 +231,7 @@ class Dossier:
             "closing_type": self.closing_type,
             "watermark": ts(self.watermark),
             "emitted": sorted(self.emitted),
+            "last_event": None if self.last_event is None else [ts(self.last_event[0]), *self.last_event[1:]],
         }
 
     @classmethod
@@ -259,10 +269,19 @@ class Dossier:
             closing_type=d["closing_type"],
             watermark=pt(d["watermark"]),
             emitted=set(d["emitted"]),
+            last_event=_last_event(d.get("last_event")),
         )
 
 
 _EPSILON = timedelta(microseconds=1)
+
+
+def _last_event(stored: Any) -> tuple[datetime, int, str] | None:
+    # A state stored before `last_event` was kept has none: its next event takes a fold of the log.
+    if not stored:
+        return None
+    at, rank, event_id = stored
+    return parse_ts(at), int(rank), str(event_id)
 
 
 # -- due-date computation (§3) ----------------------------------------------------------------------
@@ -585,10 +604,39 @@ def fold(
             machine.advance(now)
     if machine.state is None:
         return None, []
+    machine.state.last_event = event_order_key(ordered[-1])
     # Keys published earlier stay published, even when the history no longer produces them (a late
     # closing event after an overdue moment): they must never be sent twice.
     machine.state.emitted |= emitted
     return machine.state, machine.out
+
+
+def in_order(state: Dossier, events: Iterable[Any]) -> bool:
+    """Whether every one of `events` comes after the last event folded into `state` (`apply_in_order`
+    may then be used instead of a fold of the whole log)."""
+    last = state.last_event
+    return last is not None and all(event_order_key(e) > last for e in events)
+
+
+def apply_in_order(state: Dossier, events: Iterable[Any], book: CalendarBook,
+                   advance_to: datetime | None = None) -> list[Any]:
+    """Apply new events to a stored state (in place) and let time pass to `advance_to`; returns the new
+    derived events. The events must all come after the state's last event (`in_order`): the result is
+    then exactly `fold` of the whole log with the state's keys as `emitted`, at the cost of the new
+    events alone. (Letting time pass changes only the emitted keys and the watermark, never how an
+    event applies, so a state advanced past a later event's instant applies it as the fold would.)"""
+    ordered = dedupe_and_sort(events)
+    if not in_order(state, ordered):
+        raise ValueError("apply_in_order: an event comes before the state's last event; fold the log instead")
+    machine = DossierMachine(book, state.dossier_id, state.emitted)
+    machine.state = state
+    for ev in ordered:
+        machine.apply(ev)
+    if advance_to is not None:
+        machine.advance(advance_to)
+    if ordered:
+        state.last_event = event_order_key(ordered[-1])
+    return machine.out
 
 
 def advance(state: Dossier, book: CalendarBook, now: datetime) -> list[Any]:

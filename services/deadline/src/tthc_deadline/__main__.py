@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import sys
 
-from tthc_common.service import run_service
-from tthc_core.calendar_config import CalendarFileError
-
-from .app import create_app, warm_up
-from .config import DeadlineSettings
+from tthc_common.service import service_main
 
 
-def main() -> int:
-    settings = DeadlineSettings()
-    try:
-        app = create_app(settings)
-    except CalendarFileError as exc:
-        print(f"deadline service not started: calendar refused: {exc}", file=sys.stderr)
-        return 2
-    warm_up(app)
-    run_service(app, settings)
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    from tthc_core.calendar_config import CalendarFileError
+
+    from .app import create_app, warm_up
+    from .config import DeadlineSettings
+
+    return service_main("deadline", argv, settings=DeadlineSettings, create_app=create_app,
+                        refuse_on=(CalendarFileError,), warm_up=warm_up)
 
 
 if __name__ == "__main__":
