@@ -30,7 +30,6 @@ From Python (end-to-end tests, demo, bench):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import secrets
@@ -46,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from tthc_common.keys import hash_key
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES: dict[str, int] = {"intake": 8001, "deadline": 8002, "apology": 8003, "metrics": 8004}
 DEFAULT_SOURCE = "motcua-lang-son"
@@ -54,10 +55,6 @@ DEFAULT_KAFKA = "127.0.0.1:9092"
 
 class StackError(RuntimeError):
     """A service did not start, did not become ready, or could not be stopped."""
-
-
-def sha256_hex(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def sqlite_url(path: Path) -> str:
@@ -236,10 +233,10 @@ class Stack:
         if self.topic_prefix:
             env[prefix + "CONSUMER_GROUP"] = f"{self.topic_prefix}tthc-{name}"
         if name == "intake":
-            env["INTAKE_SOURCE_KEYS"] = f"{self.keys.source}=sha256:{sha256_hex(self.keys.intake_key)}"
+            env["INTAKE_SOURCE_KEYS"] = f"{self.keys.source}={hash_key(self.keys.intake_key)}"
         if name == "apology":
             env["APOLOGY_OFFICER_KEYS"] = ",".join(
-                f"{agency}={sha256_hex(key)}" for agency, key in sorted(self.keys.officer_keys.items()))
+                f"{agency}={hash_key(key)}" for agency, key in sorted(self.keys.officer_keys.items()))
             env["APOLOGY_DOCUMENTS_DIR"] = str(self.documents_dir)
         env.update(self.extra_env)
         env.update(self.service_env.get(name, {}))

@@ -90,8 +90,8 @@ class Deadline:
                     pending = conn.execute(sa.text(
                         "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM deadline_receipt_conflicts "
                         "WHERE published_at IS NULL)")).scalar()
-                gauges = self.app.state.state_gauges
-                if pending == 0 and self.app.state.sweeper.idle and not (gauges.woken or gauges.busy):
+                gauges = self.app.state.deps.state_gauges
+                if pending == 0 and self.app.state.deps.sweeper.idle and gauges.idle:
                     return
                 await asyncio.sleep(0.02)
 
@@ -288,8 +288,9 @@ async def test_an_event_before_its_receipt_is_held_then_applied(deadline: Deadli
     await deadline.settled()
     response = await deadline.dossier("D-0006")
     assert response.status_code == 404
-    assert response.json()["detail"]["reason"] == "not_received"
-    assert response.json()["detail"]["held_events"] == 1
+    [problem] = response.json()["errors"]
+    assert problem["field"] == "dossier_id"
+    assert problem["reason"].startswith("no dossier.received yet: its 1 other event(s) are held")
     assert deadline.derived() == []
 
     await deadline.send(received("D-0006", "2026-03-09T09:00:00+07:00"))
@@ -395,7 +396,7 @@ async def test_a_mistyped_future_date_does_not_move_time_for_everyone(deadline: 
 
 
 async def test_ticker_publishes_wall_time_that_the_service_consumes(deadline: Deadline) -> None:
-    ticker = deadline.app.state.ticker
+    ticker = deadline.app.state.deps.ticker
     ticker.clock = lambda: datetime.fromisoformat("2026-03-20T10:00:00+07:00")
     await deadline.send(received("D-0010", "2026-03-09T09:00:00+07:00"))
     await ticker.tick_once()

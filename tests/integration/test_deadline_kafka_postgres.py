@@ -212,10 +212,10 @@ async def until_caught_up(engine: sa.Engine, unique_events: int, watermark: date
     """Every event applied, the watermark at the final tick, nothing due unswept, the outbox empty."""
     checks = {
         "events applied": "SELECT count(*) FROM processed_events WHERE consumer = 'deadline'",
-        "watermark": "SELECT at FROM deadline_watermark WHERE name = 'service'",
+        "watermark": "SELECT max(at) FROM deadline_watermark",
         "outbox rows": "SELECT count(*) FROM outbox",
         "dossiers due": "SELECT count(*) FROM deadline_dossiers WHERE next_moment_at <= "
-                        "(SELECT at FROM deadline_watermark WHERE name = 'service')",
+                        "(SELECT max(at) FROM deadline_watermark)",
     }
     wanted = {"events applied": unique_events, "watermark": watermark, "outbox rows": 0, "dossiers due": 0}
     seen: dict[str, Any] = {}

@@ -7,7 +7,7 @@ together (state, processed-event row, outbox rows).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
@@ -140,20 +140,24 @@ def insert_ignoring_conflict(session: Session, table: Any, values: dict[str, obj
     return len(session.execute(stmt.returning(literal_column("1"))).all())
 
 
-def increment_counters(session: Session, table: Any, deltas: dict[str, int], *, key: str, value: str) -> None:
-    """`value += delta` on the row whose `key` is each of `deltas` (a missing row starts at 0), in the
-    caller's transaction, with one multi-row upsert.
+def add_to_counters(session: Session, table: Any, deltas: Mapping[tuple[Any, ...], Mapping[str, int]], *,
+                    keys: Sequence[str]) -> None:
+    """`column += delta` on the counter rows named by their `keys` values (a missing row starts at 0), in
+    the caller's transaction, with one multi-row upsert: `{(shard, "open"): {"dossiers": -1}, ...}`.
 
-    Keys are written in sorted order, so that concurrent transactions lock the counter rows in the
-    same order and never deadlock on them.
+    Rows are written in sorted key order, so that concurrent transactions lock the counter rows in the
+    same order and never deadlock on them. Rows whose deltas are all 0 are not written.
     """
-    rows = [{key: name, value: deltas[name]} for name in sorted(k for k, delta in deltas.items() if delta)]
-    if not rows:
+    changed = {key: values for key, values in deltas.items() if any(values.values())}
+    if not changed:
         return
+    value_columns = sorted({c for values in changed.values() for c in values})
+    rows = [{**dict(zip(keys, key)), **{c: changed[key].get(c, 0) for c in value_columns}}
+            for key in sorted(changed)]
     columns = table.__table__.c if hasattr(table, "__table__") else table.c
     stmt = dialect_insert(session, table).values(rows)
-    session.execute(stmt.on_conflict_do_update(index_elements=[key],
-                                               set_={value: columns[value] + stmt.excluded[value]}))
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: columns[c] + stmt.excluded[c] for c in value_columns}))
 
 
 # -- many rows while they are computed ---------------------------------------------------------------

@@ -53,6 +53,8 @@ EVENT_RANK: dict[str, int] = {
 
 ClockState = Literal["running", "awaiting_supplement", "paused"]
 StateName = Literal["open", "at_risk", "overdue", "awaiting_supplement", "paused", "closed"]
+# A dossier's states (interfaces.md), in this one list for the services, the dashboards and the tests.
+STATES: tuple[StateName, ...] = ("open", "at_risk", "overdue", "awaiting_supplement", "paused", "closed")
 
 
 def event_order_key(event: Any) -> tuple[datetime, int, str]:

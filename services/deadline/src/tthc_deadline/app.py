@@ -8,43 +8,61 @@ wall-clock ticker.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
 
-from tthc_common.broker import KafkaMessage, consumer_options, make_kafka_router
-from tthc_common.db import make_engine
+from tthc_adapters.calendar_file import load_calendar
+from tthc_common.batches import BatchRunner, make_runners
+from tthc_common.broker import make_kafka_router
+from tthc_common.db import make_engine, run_in_transaction
 from tthc_common.outbox import OutboxRelay
 from tthc_common.service import build_service_app
-from tthc_core.calendar import CalendarBook
-from tthc_adapters.calendar_file import load_calendar
 from tthc_core.calendar_config import CalendarConfig
 
-from .calendar_version import calendar_version
+from . import http
+from .active_calendar import ActiveCalendar
 from .config import DeadlineSettings
-from .consumers import DeadlineConsumers, kafka_position
-from .metrics import DeadlineMetrics
-from .routes import dossier_routes
-from .store import ActiveCalendar
+from .consumers import parse_dossier_record, parse_tick, register_consumers
+from .metrics import DeadlineMetrics, StateGauges
+from .queries import read_watermark
 from .sweeper import DueSweeper
 from .ticker import Ticker
+from .units import apply_dossier_events, apply_ticks, queue_unpublished_conflicts
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-TICKS_GROUP_SUFFIX = "-ticks"
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Everything the consumers, the HTTP routes and the background loops share, built once."""
+
+    settings: DeadlineSettings
+    engine: Engine
+    calendar: ActiveCalendar
+    metrics: DeadlineMetrics
+    relay: OutboxRelay
+    sweeper: DueSweeper
+    ticker: Ticker
+    state_gauges: StateGauges
+    dossier_events: BatchRunner[Any, Any]
+    ticks: BatchRunner[Any, Any]
 
 
 def warm_up(app: FastAPI) -> None:
     """Load the holidays tables now (about 2 s), not while the first dossier event waits."""
-    book = app.state.calendar.book
-    book.for_agency("").is_working_day(date(2026, 1, 1))
+    app.state.deps.calendar.book.for_agency("").is_working_day(date(2026, 1, 1))
 
 
 def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarConfig | None = None) -> FastAPI:
     settings = settings or DeadlineSettings()
-    config = calendar if calendar is not None else load_calendar(settings.calendar_file)
-    active = ActiveCalendar(CalendarBook(config), calendar_version(config))
+    active = ActiveCalendar.of(calendar if calendar is not None else load_calendar(settings.calendar_file))
     topics = settings.topics
     registry = CollectorRegistry()
     metrics = DeadlineMetrics(registry)
@@ -53,38 +71,40 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
     engine = make_engine(settings.database_url)
     relay = OutboxRelay(engine, broker, name="deadline", poll_interval_s=settings.outbox_poll_interval_s,
                         publish_timeout_s=settings.kafka_publish_timeout_s, retry_delay_s=settings.retry_delay_s)
-    sweeper = DueSweeper(engine, active, deadline_topic=topics.deadline_events, batch_size=settings.due_batch_size,
-                         metrics=metrics, relay=relay, retry_delay_s=settings.retry_delay_s)
-    consumers = DeadlineConsumers(engine, active, deadline_topic=topics.deadline_events, metrics=metrics,
-                                  relay=relay, sweeper=sweeper, dead_letter_topic=topics.dead_letter,
-                                  consumer=settings.consumer_group,
-                                  max_event_lead=None if settings.max_event_lead_s is None
-                                  else timedelta(seconds=settings.max_event_lead_s))
-    # State counts change when events are applied (consumers) and when time passes (sweeper).
-    sweeper.on_advanced = consumers.state_gauges.wake
-    ticker = Ticker(broker, topic=topics.deadline_ticks, interval_s=settings.tick_interval_s,
-                    instance=settings.instance_name, metrics=metrics,
-                    publish_timeout_s=settings.kafka_publish_timeout_s)
-
-    @router.subscriber(topics.dossier_events, **consumer_options(settings))
-    async def on_dossier_event(msg: KafkaMessage) -> None:
-        await consumers.on_dossier_event(msg.body, kafka_position(msg))
-
-    @router.subscriber(topics.deadline_ticks, **consumer_options(settings, group_suffix=TICKS_GROUP_SUFFIX))
-    async def on_tick(msg: KafkaMessage) -> None:
-        await consumers.on_tick(msg.body)
+    state_gauges = StateGauges(engine, metrics)
+    runners = make_runners(settings, engine=engine, broker=broker, registry=registry)
+    max_lead = None if settings.max_event_lead_s is None else timedelta(seconds=settings.max_event_lead_s)
+    deps = Deps(
+        settings=settings,
+        engine=engine,
+        calendar=active,
+        metrics=metrics,
+        relay=relay,
+        sweeper=DueSweeper(engine, active, deadline_topic=topics.deadline_events, batch_size=settings.due_batch_size,
+                           metrics=metrics, relay=relay, retry_delay_s=settings.retry_delay_s,
+                           on_advanced=state_gauges.wake),
+        ticker=Ticker(broker, topic=topics.deadline_ticks, interval_s=settings.tick_interval_s,
+                      instance=settings.instance_name, metrics=metrics,
+                      publish_timeout_s=settings.kafka_publish_timeout_s),
+        state_gauges=state_gauges,
+        dossier_events=runners("deadline.dossier-events", parse=parse_dossier_record, unit=partial(
+            apply_dossier_events, calendar=active, deadline_topic=topics.deadline_events,
+            dead_letter_topic=topics.dead_letter, consumer=settings.consumer_group, max_lead=max_lead)),
+        ticks=runners("deadline.ticks", parse=parse_tick, unit=apply_ticks),
+    )
+    register_consumers(router, deps)
 
     async def start_background() -> None:
-        await consumers.catch_up()
-        consumers.state_gauges.start()
-        sweeper.start()
+        await catch_up(deps)
+        deps.state_gauges.start()
+        deps.sweeper.start()
         if settings.publish_ticks:
-            ticker.start()
+            deps.ticker.start()
 
     async def stop_background() -> None:
-        await ticker.stop()
-        await sweeper.stop()
-        await consumers.state_gauges.stop()
+        await deps.ticker.stop()
+        await deps.sweeper.stop()
+        await deps.state_gauges.stop()
 
     app = build_service_app(
         settings,
@@ -97,11 +117,18 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
         after_broker_start=(start_background,),
         before_broker_stop=(stop_background,),
     )
-    app.include_router(dossier_routes(engine, settings))
-    app.state.calendar = active
-    app.state.metrics = metrics
-    app.state.consumers = consumers
-    app.state.sweeper = sweeper
-    app.state.state_gauges = consumers.state_gauges
-    app.state.ticker = ticker
+    app.include_router(http.router(deps))
+    app.state.deps = deps  # for tests only
     return app
+
+
+async def catch_up(deps: Deps) -> None:
+    """At start-up: show the stored watermark and the state counts, and queue the dead-letter records an
+    older version left unpublished. (The sweeper's first run re-folds the open dossiers if the calendar
+    changed and finishes a sweep a crash cut short.)"""
+    deps.metrics.set_watermark(await run_in_transaction(deps.engine, read_watermark))
+    await deps.state_gauges.refresh()
+    queued = await run_in_transaction(deps.engine, partial(
+        queue_unpublished_conflicts, topic=deps.settings.topics.dead_letter, consumer=deps.settings.consumer_group))
+    if queued:
+        deps.relay.wake()

@@ -35,6 +35,3 @@ class DeadlineSettings(ServiceSettings):
     instance_name: str = Field(default_factory=_default_instance)
     # Dossiers advanced per transaction when the watermark passes their next moment.
     due_batch_size: int = Field(default=200, gt=0)
-    # GET /v1/dossiers paging.
-    default_page_size: int = Field(default=50, gt=0)
-    max_page_size: int = Field(default=500, gt=0)

@@ -1,128 +1,78 @@
-"""The two inputs of the deadline service: dossier events and its own ticks.
+"""The deadline service's two inputs, consumed in batches: dossier events and its own wall-clock ticks.
 
-Thin handlers: validate (an invalid message raises a permanent error and the dead-letter middleware
-sets it aside with the reason), run one transaction of `store`, then wake the relays and, when the
-watermark reached some dossier's next moment, the sweeper.
+Each subscriber hands its batch to a `BatchRunner` (tthc_common.batches: a record that does not parse is
+set aside on the dead-letter topic with its reason; the rest is one unit of work of `units`), then acts on
+what the committed batch did: counts, logs, wakes the outbox relay, the sweeper and the state gauges.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import datetime, timedelta
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
-
-from tthc_common.background import BackgroundLoop
-from tthc_common.db import run_in_transaction
-from tthc_common.logging import event_log_fields
-from tthc_common.outbox import OutboxRelay
+from tthc_common.batches import record_json
+from tthc_common.broker import KafkaMessage, KafkaRouter, batch_options
 from tthc_contracts import parse_dossier_event
 from tthc_contracts.derived import Tick
 
-from .conflicts import log_dead_lettered, queue_unpublished_conflicts
-from .metrics import DeadlineMetrics
-from .store import (
-    ActiveCalendar,
-    KafkaPosition,
-    advance_by_tick,
-    count_by_state,
-    process_dossier_event,
-    read_watermark,
-)
-from .sweeper import DueSweeper
+from .units import EventsOutcome, TicksOutcome
+
+if TYPE_CHECKING:
+    from .app import Deps
 
 logger = logging.getLogger("tthc.deadline.consumers")
 
-
-def kafka_position(message: Any) -> KafkaPosition:
-    record = getattr(message, "raw_message", None)
-    return KafkaPosition(getattr(record, "topic", None), getattr(record, "partition", None),
-                         getattr(record, "offset", None))
+TICKS_GROUP_SUFFIX = "-ticks"
 
 
-class DeadlineConsumers:
-    def __init__(self, engine: Engine, calendar: ActiveCalendar, *, deadline_topic: str, metrics: DeadlineMetrics,
-                 relay: OutboxRelay, sweeper: DueSweeper, dead_letter_topic: str, consumer: str,
-                 max_event_lead: timedelta | None = None) -> None:
-        """`dead_letter_topic`, `consumer`: where the records of conflicting receipts go, and the consumer
-        group they name."""
-        self.engine = engine
-        self.calendar = calendar
-        self.deadline_topic = deadline_topic
-        self.metrics = metrics
-        self.relay = relay
-        self.sweeper = sweeper
-        self.dead_letter_topic = dead_letter_topic
-        self.consumer = consumer
-        self.max_event_lead = max_event_lead
-        self._watermark: datetime | None = None
-        # Ticks and sweeps wake this loop rather than wait for the count (a few rows of
-        # deadline_state_counts, kept by the writers); events show in it at the next tick.
-        self.state_gauges = BackgroundLoop("deadline-state-gauges", self._refresh_state_gauges_step,
-                                           interval_s=300.0, logger=logger,
-                                           failure_message="state gauges not refreshed, will retry")
+def parse_dossier_record(record: Any) -> Any:
+    return parse_dossier_event(record_json(record))  # EventValidationError: set aside
 
-    def _saw_watermark(self, at: datetime | None) -> None:
-        if at is not None and (self._watermark is None or at > self._watermark):
-            self._watermark = at
-            self.metrics.set_watermark(at)
 
-    async def on_dossier_event(self, body: bytes, position: KafkaPosition = KafkaPosition()) -> None:
-        event = parse_dossier_event(json.loads(body))  # invalid: permanent error -> dead-letter topic
-        outcome = await run_in_transaction(self.engine, partial(
-            process_dossier_event, calendar=self.calendar, event=event, deadline_topic=self.deadline_topic,
-            dead_letter_topic=self.dead_letter_topic, consumer=self.consumer, position=position,
-            max_lead=self.max_event_lead))
-        if outcome.duplicate:
-            self.metrics.duplicates.inc()
-            logger.info("duplicate dossier event skipped", extra=event_log_fields(event))
-            return
-        self.metrics.consumed.labels(event.type).inc()
+def parse_tick(record: Any) -> Tick:
+    return Tick.model_validate_json(record.value)
+
+
+def register_consumers(router: KafkaRouter, deps: Deps) -> None:
+    topics = deps.settings.topics
+
+    @router.subscriber(topics.dossier_events, **batch_options(deps.settings))
+    async def on_dossier_events(msg: KafkaMessage) -> None:
+        after_dossier_events(deps, await deps.dossier_events.run(msg.raw_message))
+
+    @router.subscriber(topics.deadline_ticks, **batch_options(deps.settings, group_suffix=TICKS_GROUP_SUFFIX))
+    async def on_ticks(msg: KafkaMessage) -> None:
+        after_ticks(deps, await deps.ticks.run(msg.raw_message))
+
+
+def after_dossier_events(deps: Deps, outcomes: list[EventsOutcome]) -> None:
+    metrics = deps.metrics
+    for outcome in outcomes:
+        for event_type, n in outcome.applied.items():
+            metrics.consumed.labels(event_type).inc(n)
+        metrics.duplicates.inc(outcome.duplicates)
+        metrics.held.inc(outcome.held)
+        metrics.refolded.inc(outcome.refolded)
         if outcome.ahead_of_ticks:
-            self.metrics.ahead_of_ticks.inc()
-            logger.warning("event dated past the latest tick: it does not move the service's time",
-                           extra=event_log_fields(event))
-        if outcome.held:
-            self.metrics.held.inc()
-            logger.info("dossier event held until its dossier.received", extra=event_log_fields(event))
+            metrics.ahead_of_ticks.inc(outcome.ahead_of_ticks)
+            logger.warning("events dated past the latest tick did not move the service's time",
+                           extra={"count": outcome.ahead_of_ticks})
         if outcome.conflicts:
-            self.metrics.conflicts.inc(len(outcome.conflicts))
-            log_dead_lettered(outcome.conflicts)
-        if outcome.derived:
-            self.metrics.count_derived(outcome.derived)
+            metrics.conflicts.inc(len(outcome.conflicts))
+            for fields in outcome.conflicts:
+                logger.warning("conflicting dossier.received dead-lettered", extra=fields)
+        metrics.count_derived(outcome.derived)
         if outcome.conflicts or outcome.derived:
-            self.relay.wake()
-        self._saw_watermark(outcome.watermark)
+            deps.relay.wake()
+        metrics.set_watermark(outcome.watermark)
         if outcome.moments_due:
-            self.sweeper.request()
+            deps.sweeper.request()
+    deps.state_gauges.wake()
 
-    async def on_tick(self, body: bytes) -> None:
-        tick = Tick.model_validate_json(body)  # invalid: permanent error -> dead-letter topic
-        before, after = await run_in_transaction(self.engine, partial(advance_by_tick, at=tick.at))
-        self._saw_watermark(after)
-        if before is None or after > before:
-            self.sweeper.request()
-        self.state_gauges.wake()
 
-    async def _refresh_state_gauges_step(self) -> bool:
-        await self.refresh_state_gauges()
-        return False
-
-    async def refresh_state_gauges(self) -> None:
-        counts = await run_in_transaction(self.engine, count_by_state)
-        self.metrics.set_state_counts(counts)
-
-    async def catch_up(self) -> None:
-        """At start-up: show the stored watermark and the state counts, and queue the dead-letter records
-        an older version left unpublished. (The sweeper's first run re-folds the open dossiers if the
-        calendar changed and finishes a sweep a crash cut short.)"""
-        self._saw_watermark(await run_in_transaction(self.engine, read_watermark))
-        await self.refresh_state_gauges()
-        queued = await run_in_transaction(self.engine, partial(
-            queue_unpublished_conflicts, topic=self.dead_letter_topic, consumer=self.consumer))
-        if queued:
-            log_dead_lettered(queued)
-            self.relay.wake()
+def after_ticks(deps: Deps, outcomes: list[TicksOutcome]) -> None:
+    for outcome in outcomes:
+        deps.metrics.set_watermark(outcome.after)
+        if outcome.moved:
+            deps.sweeper.request()
+    deps.state_gauges.wake()

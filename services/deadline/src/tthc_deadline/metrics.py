@@ -5,11 +5,20 @@ Labels are bounded sets (event types, states): never a dossier, agency or applic
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy.engine import Engine
 
-STATES = ("open", "at_risk", "overdue", "awaiting_supplement", "paused", "closed")
+from tthc_common.background import BackgroundLoop
+from tthc_common.db import run_in_transaction
+
+from tthc_core.deadlines import STATES
+
+from .queries import count_by_state
+
+logger = logging.getLogger("tthc.deadline.metrics")
 
 
 class DeadlineMetrics:
@@ -20,6 +29,11 @@ class DeadlineMetrics:
         )
         self.duplicates = Counter(
             "tthc_deadline_duplicate_events", "Dossier events delivered again and skipped", registry=registry,
+        )
+        self.refolded = Counter(
+            "tthc_deadline_refolded_dossiers",
+            "Dossiers re-folded from their event log (an event out of order, a receipt after held events)",
+            registry=registry,
         )
         self.held = Counter(
             "tthc_deadline_held_events", "Dossier events stored while their dossier.received has not arrived",
@@ -74,3 +88,34 @@ class DeadlineMetrics:
     def count_derived(self, derived: list) -> None:
         for event in derived:
             self.derived.labels(event.type).inc()
+
+
+class StateGauges:
+    """`tthc_deadline_dossiers{state}` from the kept counts (a few rows), refreshed in the background when
+    woken (after a batch, a tick or a sweep) and every five minutes."""
+
+    def __init__(self, engine: Engine, metrics: DeadlineMetrics) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self._loop = BackgroundLoop("deadline-state-gauges", self._step, interval_s=300.0, logger=logger,
+                                    failure_message="state gauges not refreshed, will retry")
+
+    async def refresh(self) -> None:
+        self.metrics.set_state_counts(await run_in_transaction(self.engine, count_by_state))
+
+    async def _step(self) -> bool:
+        await self.refresh()
+        return False
+
+    def wake(self) -> None:
+        self._loop.wake()
+
+    @property
+    def idle(self) -> bool:
+        return not (self._loop.woken or self._loop.busy)
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()

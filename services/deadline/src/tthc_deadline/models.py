@@ -5,8 +5,12 @@
 - `deadline_dossiers`: each received dossier's state (`Dossier.to_json()`) with the columns the HTTP list
   filters on and the `next_moment_at` the watermark sweep scans by index;
 - `deadline_state_counts`: how many dossiers are in each state (`DossierRow.state`), changed in the
-  transaction that changes a dossier's state, so the state gauges need not count a million rows;
-- `deadline_watermark`: the event time the service has reached (one row);
+  transaction that changes a dossier's state, so the state gauges need not count a million rows. Kept
+  per shard (the Kafka partition of the consumer that changed them, or `sweep`) and summed when read, so
+  replicas consuming different partitions never wait on each other's counter rows;
+- `deadline_watermark`: the event time the service has reached: one row per Kafka partition of the dossier
+  events (`p<n>`, moved once per batch by the replica that owns the partition) and one for the latest tick
+  (`tick`); the service's time is the latest of them;
 - `deadline_receipt_conflicts`: the dead-letter record of a second `dossier.received` (events.md), with
   `published_at` once it is queued on the outbox for the dead-letter topic (in the transaction that
   records it; NULL only in a record left by a version that published them itself, queued at start-up).
@@ -16,25 +20,26 @@ The common tables `processed_events` and `outbox` come from tthc_common.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from tthc_common.idempotency import ProcessedEvent  # noqa: F401  (registers the table)
 from tthc_common.outbox import OutboxMessage  # noqa: F401  (registers the table)
-
 from tthc_common.types import UtcDateTime
+from tthc_contracts.timefmt import utcnow
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-WATERMARK_ROW = "service"  # the event time the service has reached
 TICK_ROW = "tick"  # the latest wall-clock tick seen
+SWEEP_SHARD = "sweep"  # the state counts changed by the time sweep and the calendar re-fold
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+def partition_row(partition: int) -> str:
+    """The watermark row (and the state-count shard) of a dossier-events partition."""
+    return f"p{partition}"
 
 
 class DossierEventRow(SQLModel, table=True):
@@ -84,6 +89,7 @@ class DossierRow(SQLModel, table=True):
 class StateCountRow(SQLModel, table=True):
     __tablename__ = "deadline_state_counts"
 
+    shard: str = Field(primary_key=True, max_length=32)
     state: str = Field(primary_key=True, max_length=32)
     dossiers: int = Field(sa_column=Column(BigInteger, nullable=False))
 

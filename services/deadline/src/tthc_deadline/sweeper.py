@@ -22,8 +22,9 @@ from tthc_common.background import BackgroundLoop
 from tthc_common.db import run_in_transaction
 from tthc_common.outbox import OutboxRelay
 
+from .active_calendar import ActiveCalendar
 from .metrics import DeadlineMetrics
-from .store import ActiveCalendar, advance_due_batch, rebase_calendar_batch
+from .units import advance_due_batch, rebase_calendar_batch
 
 logger = logging.getLogger("tthc.deadline.sweeper")
 
@@ -31,7 +32,8 @@ logger = logging.getLogger("tthc.deadline.sweeper")
 class DueSweeper:
     def __init__(self, engine: Engine, calendar: ActiveCalendar, *, deadline_topic: str, batch_size: int,
                  metrics: DeadlineMetrics, relay: OutboxRelay, poll_interval_s: float = 5.0,
-                 retry_delay_s: float = 1.0) -> None:
+                 retry_delay_s: float = 1.0, on_advanced: Callable[[], None] | None = None) -> None:
+        """`on_advanced`: called after a sweep or re-fold that changed dossiers (the state gauges)."""
         self.engine = engine
         self.calendar = calendar
         self.deadline_topic = deadline_topic
@@ -40,8 +42,7 @@ class DueSweeper:
         self.relay = relay
         self.poll_interval_s = poll_interval_s
         self.retry_delay_s = retry_delay_s
-        # Called after a sweep or re-fold that changed dossiers (the app wakes the state gauges with it).
-        self.on_advanced: Callable[[], None] | None = None
+        self.on_advanced = on_advanced
         self._lock = asyncio.Lock()
         self._rebase_pending = True
         self._loop = BackgroundLoop("deadline-sweeper", self._step, interval_s=poll_interval_s,

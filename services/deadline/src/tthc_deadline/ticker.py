@@ -14,21 +14,17 @@ from typing import Any
 
 from tthc_common.background import BackgroundLoop
 from tthc_common.publish import JSON_HEADERS
-from tthc_contracts import VN_TZ
 from tthc_contracts.derived import Tick
+from tthc_contracts.timefmt import now_vn
 
 from .metrics import DeadlineMetrics
 
 logger = logging.getLogger("tthc.deadline.ticker")
 
 
-def wall_clock() -> datetime:
-    return datetime.now(VN_TZ)
-
-
 class Ticker:
     def __init__(self, broker: Any, *, topic: str, interval_s: float, instance: str, metrics: DeadlineMetrics,
-                 publish_timeout_s: float = 10.0, clock: Callable[[], datetime] = wall_clock) -> None:
+                 publish_timeout_s: float = 10.0, clock: Callable[[], datetime] = now_vn) -> None:
         self.broker = broker
         self.topic = topic
         self.interval_s = interval_s

@@ -1,4 +1,4 @@
-"""A fingerprint of the calendar in force: the calendar file's content and the holidays package.
+"""The calendar in force and its fingerprint: the calendar file's content and the holidays package.
 
 Each dossier row remembers the fingerprint it was computed under. When the service starts with a
 different one (the province announced a make-up day, a typhoon closed the offices, holidays was
@@ -10,13 +10,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 import holidays
 
+from tthc_core.calendar import CalendarBook
 from tthc_core.calendar_config import CalendarConfig
 
 
+@dataclass(frozen=True)
+class ActiveCalendar:
+    """The calendars in force and their fingerprint (`calendar_version`)."""
+
+    book: CalendarBook
+    version: str
+
+    @classmethod
+    def of(cls, config: CalendarConfig) -> ActiveCalendar:
+        return cls(CalendarBook(config), calendar_version(config))
+
+
 def calendar_version(config: CalendarConfig) -> str:
+    """What due dates depend on (not what only the figures read, like `online` or the appointment
+    tolerance): a change of it re-schedules the open dossiers."""
     doc = {
         "holidays": holidays.__version__,
         "office_hours": config.office_hours,
