@@ -14,12 +14,13 @@ include deploy/local/infra.mk
 include deploy/local/tools.mk
 include deploy/local/browser.mk
 
-.PHONY: help install test demo bench up down status schemas replay-examples
+.PHONY: help install test demo bench up down status wipe schemas replay-examples
 
 help:
 	@echo "make demo    install, start Kafka and the four services, post a day of dossiers, print the figures, stop"
 	@echo "make test    install, start Kafka and PostgreSQL, run the whole test suite, stop them"
-	@echo "make up      keep Kafka and the four services running (SQLite); make down stops them"
+	@echo "make up      keep Kafka and the four services running, data kept under var/ (DB=postgres for"
+	@echo "             PostgreSQL); make down stops them, make status shows them, make wipe deletes var/"
 	@echo "make bench   events per second through the real pipeline vs a bare Kafka consumer"
 	@echo "make dashboards  rebuild the Grafana dashboards and recording rules; make rules-test runs promtool"
 
@@ -46,16 +47,35 @@ bench: install
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(BENCH_KAFKA_PORT) $(PY) deploy/local/bench.py && \
 	$(PY) services/deadline/bench/bench_due_dates.py
 
-up: install kafka-up
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(PY) deploy/local/stack.py up
+# `make up` keeps its data under var/ (Kafka's topics in var/kafka, the services' SQLite databases, or
+# PostgreSQL in var/postgres with DB=postgres) across `make down` / `make up` and broker restarts.
+# `make wipe` deletes it. Tests, `make demo` and `make bench` use throwaway data of their own.
+# (VAR and PORT_BASE move all of it elsewhere: services on PORT_BASE+1..+4.)
+DB ?= sqlite
+VAR ?= $(CURDIR)/var
+PORT_BASE ?= 8000
+UP_KAFKA := KAFKA_PORT=$(KAFKA_PORT) KAFKA_DATA_DIR=$(VAR)/kafka KAFKA_KEEP_DATA=1 deploy/local/kafka.sh
+UP_PG := PG_PORT=$(PG_PORT) PG_DATA_DIR=$(VAR)/postgres PG_KEEP_DATA=1 \
+	PG_INIT_SQL=$(CURDIR)/deploy/postgres/init.sql deploy/local/postgres.sh
+UP_ENV := KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(if $(filter postgres,$(DB)),$(INFRA_ENV))
+
+up: install
+	@$(UP_KAFKA) status >/dev/null 2>&1 || $(UP_KAFKA) start >/dev/null
+	@$(if $(filter postgres,$(DB)),$(UP_PG) status >/dev/null 2>&1 || $(UP_PG) start >/dev/null)
+	$(UP_ENV) $(PY) deploy/local/stack.py up --var $(VAR) --port-base $(PORT_BASE)
 
 down:
-	-$(PY) deploy/local/stack.py down
-	$(MAKE) kafka-down
+	@$(PY) deploy/local/stack.py down --var $(VAR)
+	@$(UP_KAFKA) stop
+	@if [ -d $(VAR)/postgres ]; then $(UP_PG) stop; fi
 
 status:
-	-$(PY) deploy/local/stack.py status
-	-@$(MAKE) --no-print-directory infra-status
+	@$(PY) deploy/local/stack.py status --var $(VAR) || true
+	@$(UP_KAFKA) status || true
+	@if [ -d $(VAR)/postgres ]; then $(UP_PG) status || true; fi
+
+wipe: down
+	rm -rf $(VAR)
 
 # The JSON Schema of every event, committed under packages/contracts/src/tthc_contracts/schemas/.
 schemas: install

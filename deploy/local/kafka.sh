@@ -9,7 +9,9 @@
 #   KAFKA_VERSION           org.apache.kafka:kafka_2.13 version (default 4.1.2)
 #   KAFKA_NUM_PARTITIONS    partitions of auto-created topics (default 4)
 #   KAFKA_DATA_DIR          state dir: config, pid, log, data (default .infra/kafka-$KAFKA_PORT); it is
-#                           wiped at every start and removed at stop
+#                           wiped at every start and removed at stop, unless KAFKA_KEEP_DATA=1
+#   KAFKA_KEEP_DATA         1: keep the topics across stop/start and broker restarts (`make up` keeps them
+#                           under var/kafka); 0 (default): throwaway data, for tests, the demo and benchmarks
 #   KAFKA_HEAP_OPTS         JVM heap (default -Xmx512m -Xms128m); KAFKA_JVM_OPTS: extra JVM flags
 #   KAFKA_START_TIMEOUT     seconds to wait for the broker to answer (default 60)
 #   TTHC_CACHE_DIR          download cache (default .cache in the repo root): jars go to
@@ -28,6 +30,7 @@ KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$TTHC_INFRA_DIR/kafka-$KAFKA_PORT}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms128m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
+KAFKA_KEEP_DATA="${KAFKA_KEEP_DATA:-0}"
 LIBS_DIR="$TTHC_CACHE_DIR/kafka/$KAFKA_VERSION/libs"
 POM="$TTHC_ROOT/deploy/local/kafka/pom.xml"
 PID_FILE="$KAFKA_DATA_DIR/kafka.pid"
@@ -68,7 +71,7 @@ saved_pid() { cat "$PID_FILE" 2>/dev/null || true; }
 running() { pid_alive "$(saved_pid)" "$PROC_PATTERN"; }
 
 write_config() {
-  local controller_port="$1" cluster_id
+  local controller_port="$1"
   mkdir -p "$KAFKA_DATA_DIR/data"
   touch "$KAFKA_DATA_DIR/$MARKER"
   cat >"$KAFKA_DATA_DIR/server.properties" <<EOF
@@ -118,6 +121,11 @@ logger.controller.level = INFO
 logger.state.name = state.change.logger
 logger.state.level = WARN
 EOF
+}
+
+# A new data dir: a cluster id and the storage format. (A kept one already has both.)
+format_storage() {
+  local cluster_id
   cluster_id="$("$(python_bin)" -c '
 import base64, uuid
 # like Kafka Uuid.randomUuid(): 22 chars of base64url, never starting with "-" (argparse would take it for a flag)
@@ -138,8 +146,17 @@ start() {
   t0="$(now)"
   controller_port="${KAFKA_CONTROLLER_PORT:-$(free_port)}"
   [[ "$controller_port" != "$KAFKA_PORT" ]] || die "KAFKA_CONTROLLER_PORT must differ from KAFKA_PORT"
-  safe_rm_dir "$KAFKA_DATA_DIR" "$MARKER"
-  write_config "$controller_port"
+  if [[ "$KAFKA_KEEP_DATA" == 1 && -f "$KAFKA_DATA_DIR/data/meta.properties" ]]; then
+    # Kept data: the same storage, and the controller port it was started with (the quorum's address).
+    controller_port="$(cat "$KAFKA_DATA_DIR/controller.port" 2>/dev/null || echo "$controller_port")"
+    write_config "$controller_port"
+    log "reusing the topics kept in $KAFKA_DATA_DIR"
+  else
+    safe_rm_dir "$KAFKA_DATA_DIR" "$MARKER"
+    write_config "$controller_port"
+    format_storage
+  fi
+  echo "$controller_port" >"$KAFKA_DATA_DIR/controller.port"
 
   # Interrupted before the broker is ready: do not leave it behind (it does not get the terminal's signals).
   trap 'log "interrupted: stopping the broker"; stop; exit 130' INT TERM
@@ -190,7 +207,7 @@ stop() {
     log "not running on 127.0.0.1:$KAFKA_PORT"
   fi
   keep_log
-  safe_rm_dir "$KAFKA_DATA_DIR" "$MARKER"
+  if [[ "$KAFKA_KEEP_DATA" != 1 ]]; then safe_rm_dir "$KAFKA_DATA_DIR" "$MARKER"; fi
 }
 
 status() {

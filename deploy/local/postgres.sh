@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Throwaway PostgreSQL on 127.0.0.1 without Docker (for tests: fsync off, trust auth, wiped at stop).
+# PostgreSQL on 127.0.0.1 without Docker: throwaway for tests (fsync off, trust auth, wiped at stop), or kept
+# across stop/start with PG_KEEP_DATA=1 (`make up DB=postgres` keeps it under var/postgres, fsync on).
 #
 #   deploy/local/postgres.sh start|stop|status
 #
@@ -9,6 +10,7 @@
 #                 postgres user cannot reach .infra); wiped at every start, removed at stop
 #   PG_BIN        directory holding initdb and pg_ctl (default: newest /usr/lib/postgresql/*/bin, else
 #                 PATH); when none is found and we are root on Debian, `apt-get install postgresql` runs
+#   PG_KEEP_DATA  1: keep the databases across stop and start (durable: fsync on); 0 (default): throwaway
 #   PG_INIT_SQL   SQL file run once after start as user postgres (e.g. deploy/postgres/init.sql)
 #
 # start prints the SQLAlchemy URL postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/postgres on stdout.
@@ -27,6 +29,7 @@ if [[ -z "${PG_DATA_DIR:-}" ]]; then
   fi
 fi
 MARKER=.tthc-postgres
+PG_KEEP_DATA="${PG_KEEP_DATA:-0}"
 URL="postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/postgres"
 
 find_bin() {
@@ -63,25 +66,33 @@ start() {
     die "already running on 127.0.0.1:$PG_PORT ($PG_DATA_DIR); stop it first"
   fi
   port_in_use "$PG_PORT" && die "port $PG_PORT is already taken by another process"
-  local t0
+  local t0 fresh=1 durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   t0="$(now)"
-  safe_rm_dir "$PG_DATA_DIR" "$MARKER"
-  mkdir -p "$PG_DATA_DIR"
-  touch "$PG_DATA_DIR/$MARKER"
-  if [[ $EUID -eq 0 ]]; then
-    id postgres >/dev/null 2>&1 || die "no postgres user (is the Debian postgresql package installed?)"
-    chown postgres: "$PG_DATA_DIR"
+  if [[ "$PG_KEEP_DATA" == 1 ]]; then
+    durability=""
+    [[ -f "$PG_DATA_DIR/data/PG_VERSION" ]] && fresh=0
   fi
-  as_owner "$BIN/initdb" -D "$PG_DATA_DIR/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync \
-    >"$PG_DATA_DIR/initdb.log" 2>&1 || { cat "$PG_DATA_DIR/initdb.log" >&2; die "initdb failed"; }
+  if ((fresh)); then
+    safe_rm_dir "$PG_DATA_DIR" "$MARKER"
+    mkdir -p "$PG_DATA_DIR"
+    touch "$PG_DATA_DIR/$MARKER"
+    if [[ $EUID -eq 0 ]]; then
+      id postgres >/dev/null 2>&1 || die "no postgres user (is the Debian postgresql package installed?)"
+      chown postgres: "$PG_DATA_DIR"
+    fi
+    as_owner "$BIN/initdb" -D "$PG_DATA_DIR/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync \
+      >"$PG_DATA_DIR/initdb.log" 2>&1 || { cat "$PG_DATA_DIR/initdb.log" >&2; die "initdb failed"; }
+  else
+    log "reusing the databases kept in $PG_DATA_DIR"
+  fi
   # Interrupted before it is ready: do not leave the server behind (it runs in a session of its own).
   trap 'log "interrupted: stopping the server"; stop; exit 130' INT TERM
   # TCP only (no Unix socket: its path length is limited and nobody here needs it).
   as_owner "$BIN/pg_ctl" -D "$PG_DATA_DIR/data" -l "$PG_DATA_DIR/postgres.log" -w -t 60 \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off \
-        -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= $durability \
+        -c max_connections=200" \
     start >/dev/null || { tail -n 30 "$PG_DATA_DIR/postgres.log" >&2 || true; die "pg_ctl start failed"; }
-  if [[ -n "${PG_INIT_SQL:-}" ]]; then
+  if [[ -n "${PG_INIT_SQL:-}" ]] && ((fresh)); then
     "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -f "$PG_INIT_SQL" \
       >"$PG_DATA_DIR/init-sql.log" 2>&1 || { cat "$PG_DATA_DIR/init-sql.log" >&2; stop; die "$PG_INIT_SQL failed"; }
   fi
@@ -93,7 +104,10 @@ start() {
 stop() {
   ensure_bin
   if [[ -f "$PG_DATA_DIR/data/postmaster.pid" ]]; then
-    if ! as_owner "$BIN/pg_ctl" -D "$PG_DATA_DIR/data" -m immediate -w -t 30 stop >/dev/null 2>&1; then
+    # Throwaway data: no need for a clean shutdown. Kept data: a clean one (a checkpoint, no recovery).
+    local mode=immediate
+    [[ "$PG_KEEP_DATA" == 1 ]] && mode=fast
+    if ! as_owner "$BIN/pg_ctl" -D "$PG_DATA_DIR/data" -m "$mode" -w -t 30 stop >/dev/null 2>&1; then
       # pg_ctl failed (e.g. binaries changed): fall back to the postmaster's own pid.
       local pid
       pid="$(head -n 1 "$PG_DATA_DIR/data/postmaster.pid" 2>/dev/null || true)"
@@ -103,7 +117,7 @@ stop() {
   else
     log "not running on 127.0.0.1:$PG_PORT"
   fi
-  safe_rm_dir "$PG_DATA_DIR" "$MARKER"
+  if [[ "$PG_KEEP_DATA" != 1 ]]; then safe_rm_dir "$PG_DATA_DIR" "$MARKER"; fi
 }
 
 status() {

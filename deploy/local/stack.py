@@ -183,8 +183,10 @@ class Stack:
         if unknown:
             raise ValueError(f"unknown services {sorted(unknown)}; known: {list(SERVICES)}")
         self.ports = {name: int((ports or {}).get(name, SERVICES[name])) for name in SERVICES}
+        # Given, else the caller's <NAME>_DATABASE_URL (`make up DB=postgres`), else SQLite under var_dir.
         self.database_urls = {
-            name: (database_urls or {}).get(name) or sqlite_url(self.var_dir / f"{name}.db") for name in SERVICES
+            name: (database_urls or {}).get(name) or os.environ.get(f"{name.upper()}_DATABASE_URL")
+            or sqlite_url(self.var_dir / f"{name}.db") for name in SERVICES
         }
         self.extra_env = dict(extra_env or {})
         self.service_env = {k: dict(v) for k, v in (service_env or {}).items()}
@@ -453,8 +455,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         services = tuple(s.strip() for s in args.only.split(",")) if args.only else tuple(SERVICES)
         ports = {name: args.port_base + i for i, name in enumerate(SERVICES, start=1)}
+        # The keys of an earlier `up` of this state dir stay valid: its data and its clients outlive a restart.
+        keys_file = Path(args.var) / "run" / "keys.json"
         stack = Stack(kafka_bootstrap=args.kafka, topic_prefix=args.topic_prefix, var_dir=args.var,
-                      services=services, ports=ports, ready_timeout_s=args.timeout)
+                      services=services, ports=ports, ready_timeout_s=args.timeout,
+                      keys=Keys.load(keys_file) if keys_file.exists() else None)
         print(f"starting {', '.join(services)} (Kafka {stack.kafka_bootstrap}, topic prefix "
               f"{stack.topic_prefix or '(none)'}, state in {stack.var_dir})")
         try:
