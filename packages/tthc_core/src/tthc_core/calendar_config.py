@@ -7,6 +7,7 @@ with its line and the reason: the service must not start on a half-read calendar
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,6 +19,8 @@ DEFAULT_OFFICE_HOURS: tuple[tuple[int, int], ...] = ((8 * 60, 12 * 60), (13 * 60
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _INTERVAL = re.compile(r"^\s*(\d\d:\d\d)\s*-\s*(\d\d:\d\d|24:00)\s*$")
 _SUPPLEMENT_MODES = ("restart", "pause")
+_ONLINE_LEVELS = ("partial", "full")  # dịch vụ công trực tuyến một phần / toàn trình
+_PROCEDURE_KEYS = "supplement_mode, online"
 
 
 class CalendarFileError(ValueError):
@@ -42,6 +45,10 @@ class CalendarConfig:
     extra_working_days: frozenset[date] = frozenset()
     agencies: dict[str, AgencyCalendar] = field(default_factory=dict)
     procedure_supplement_modes: dict[str, str] = field(default_factory=dict)
+    # indices.md online figures: the procedures offered as an online public service, and how.
+    procedure_online: dict[str, str] = field(default_factory=dict)
+    # deadlines.md §9: how far a printed appointment may differ from the legal due date, in office hours.
+    appointment_tolerance_hours: float = 0.0
 
 
 def _line(node: yaml.Node) -> int:
@@ -102,6 +109,20 @@ def _dates(node: yaml.Node, key: str) -> dict[date, int]:
     return out
 
 
+def _tolerance_hours(node: yaml.Node) -> float:
+    text = _scalar(node, "appointment_tolerance_hours")
+    hours = None
+    # The tag, not the text, says whether YAML read a number: "2" in quotes is a string.
+    if node.tag.endswith((":int", ":float")):
+        try:
+            hours = float(text.replace("_", ""))
+        except ValueError:
+            pass  # 0x1A, .inf, 1:30 (sexagesimal): numbers to YAML, not hours to a reader
+    if hours is None or not math.isfinite(hours) or hours < 0:
+        raise CalendarFileError(_line(node), f"appointment_tolerance_hours must be a number of hours >= 0, not {text!r}")
+    return hours
+
+
 def _mapping(node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
     if not isinstance(node, yaml.MappingNode):
         raise CalendarFileError(_line(node), f"{what} must be a mapping")
@@ -129,6 +150,7 @@ def _build(root: yaml.Node | None) -> CalendarConfig:
     working: dict[date, int] = {}
     agencies: dict[str, AgencyCalendar] = {}
     procedures: dict[str, str] = {}
+    online: dict[str, str] = {}
     for key, key_node, value in _mapping(root, "the calendar file"):
         if key == "office_hours":
             values["office_hours"] = _office_hours(value)
@@ -154,12 +176,24 @@ def _build(root: yaml.Node | None) -> CalendarConfig:
         elif key == "procedures":
             for code, _, body in _mapping(value, "procedures"):
                 for pkey, pnode, pvalue in _mapping(body, f"procedure {code}"):
-                    if pkey != "supplement_mode":
-                        raise CalendarFileError(_line(pnode), f"unknown key {pkey!r} for procedure {code}")
-                    mode = _scalar(pvalue, "supplement_mode")
-                    if mode not in _SUPPLEMENT_MODES:
-                        raise CalendarFileError(_line(pvalue), f"supplement_mode must be restart or pause, not {mode!r}")
-                    procedures[code] = mode
+                    if pkey == "supplement_mode":
+                        mode = _scalar(pvalue, "supplement_mode")
+                        if mode not in _SUPPLEMENT_MODES:
+                            raise CalendarFileError(
+                                _line(pvalue), f"supplement_mode must be restart or pause, not {mode!r}"
+                            )
+                        procedures[code] = mode
+                    elif pkey == "online":
+                        level = _scalar(pvalue, "online")
+                        if level not in _ONLINE_LEVELS:
+                            raise CalendarFileError(_line(pvalue), f"online must be partial or full, not {level!r}")
+                        online[code] = level
+                    else:
+                        raise CalendarFileError(
+                            _line(pnode), f"unknown key {pkey!r} for procedure {code} ({_PROCEDURE_KEYS})"
+                        )
+        elif key == "appointment_tolerance_hours":
+            values["appointment_tolerance_hours"] = _tolerance_hours(value)
         else:
             raise CalendarFileError(_line(key_node), f"unknown key {key!r}")
     both = sorted(set(days_off) & set(working))
@@ -172,4 +206,6 @@ def _build(root: yaml.Node | None) -> CalendarConfig:
         extra_working_days=frozenset(working),
         agencies=agencies,
         procedure_supplement_modes=procedures,
+        procedure_online=online,
+        appointment_tolerance_hours=values.get("appointment_tolerance_hours", 0.0),  # type: ignore[arg-type]
     )
