@@ -7,12 +7,16 @@ with its line and the reason: the service must not start on a half-read calendar
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import date
 
 import yaml
+
+from tthc_contracts.config_yaml import ConfigFileError, compose, is_null, number
+from tthc_contracts.config_yaml import line as _line
+from tthc_contracts.config_yaml import mapping as _mapping
+from tthc_contracts.config_yaml import scalar as _scalar
 
 DEFAULT_OFFICE_HOURS: tuple[tuple[int, int], ...] = ((8 * 60, 12 * 60), (13 * 60, 17 * 60))
 
@@ -23,11 +27,8 @@ _ONLINE_LEVELS = ("partial", "full")  # dịch vụ công trực tuyến một p
 _PROCEDURE_KEYS = "supplement_mode, online"
 
 
-class CalendarFileError(ValueError):
-    def __init__(self, line: int | None, reason: str, path: str | None = None):
-        self.line, self.reason, self.path = line, reason, path
-        where = f"{path or 'calendar'}" + (f", line {line}" if line else "")
-        super().__init__(f"{where}: {reason}")
+class CalendarFileError(ConfigFileError):
+    what = "calendar"
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,6 @@ class CalendarConfig:
     appointment_tolerance_hours: float = 0.0
 
 
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
 def _minutes(text: str, node: yaml.Node, allow_24: bool = False) -> int:
     if allow_24 and text == "24:00":
         return 24 * 60
@@ -62,12 +59,6 @@ def _minutes(text: str, node: yaml.Node, allow_24: bool = False) -> int:
     if not m:
         raise CalendarFileError(_line(node), f"{text!r} is not a time of day HH:MM")
     return int(m.group(1)) * 60 + int(m.group(2))
-
-
-def _scalar(node: yaml.Node, what: str) -> str:
-    if not isinstance(node, yaml.ScalarNode):
-        raise CalendarFileError(_line(node), f"{what} must be a single value")
-    return str(node.value)
 
 
 def _office_hours(node: yaml.Node) -> tuple[tuple[int, int], ...]:
@@ -91,7 +82,7 @@ def _office_hours(node: yaml.Node) -> tuple[tuple[int, int], ...]:
 
 
 def _cutoff(node: yaml.Node) -> int | None:
-    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+    if is_null(node):
         return None
     return _minutes(_scalar(node, "receipt_cutoff"), node)
 
@@ -110,35 +101,16 @@ def _dates(node: yaml.Node, key: str) -> dict[date, int]:
 
 
 def _tolerance_hours(node: yaml.Node) -> float:
-    text = _scalar(node, "appointment_tolerance_hours")
-    hours = None
-    # The tag, not the text, says whether YAML read a number: "2" in quotes is a string.
-    if node.tag.endswith((":int", ":float")):
-        try:
-            hours = float(text.replace("_", ""))
-        except ValueError:
-            pass  # 0x1A, .inf, 1:30 (sexagesimal): numbers to YAML, not hours to a reader
-    if hours is None or not math.isfinite(hours) or hours < 0:
-        raise CalendarFileError(_line(node), f"appointment_tolerance_hours must be a number of hours >= 0, not {text!r}")
+    hours = number(node, "appointment_tolerance_hours")
+    if hours < 0:
+        raise CalendarFileError(_line(node), f"appointment_tolerance_hours must be >= 0, not {hours:g}")
     return hours
-
-
-def _mapping(node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
-    if not isinstance(node, yaml.MappingNode):
-        raise CalendarFileError(_line(node), f"{what} must be a mapping")
-    return [(_scalar(k, "a key"), k, v) for k, v in node.value]
 
 
 def parse_calendar(text: str, path: str | None = None) -> CalendarConfig:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise CalendarFileError(mark.line + 1 if mark else None, f"not valid YAML: {exc}", path) from None
-    try:
-        return _build(root)
-    except CalendarFileError as exc:
-        exc.path = path
+        return _build(compose(text))
+    except ConfigFileError as exc:
         raise CalendarFileError(exc.line, exc.reason, path) from None
 
 
