@@ -17,8 +17,12 @@ from tthc_contracts import VN_TZ, format_ts, parse_dossier_event
 
 SOURCE = "motcua-test"
 AGENCY = {"code": "000.00.12.H10", "name": "Sở Tư pháp tỉnh Lạng Sơn"}
-PROCEDURE = {"code": "2.000567", "name": "Đăng ký thành lập doanh nghiệp tư nhân", "field_code": "G09-KH02",
-             "field_name": "Thành lập và hoạt động doanh nghiệp"}
+PROCEDURE = {
+    "code": "2.000567",
+    "name": "Đăng ký thành lập doanh nghiệp tư nhân",
+    "field_code": "G09-KH02",
+    "field_name": "Thành lập và hoạt động doanh nghiệp",
+}
 
 
 def at(text: str) -> datetime:
@@ -26,8 +30,14 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=VN_TZ)
 
 
-def event(kind: str, when: str, data: dict[str, Any] | None = None, dossier_id: str = "D-1",
-          event_id: str | None = None, source: str = SOURCE) -> dict[str, Any]:
+def event(
+    kind: str,
+    when: str,
+    data: dict[str, Any] | None = None,
+    dossier_id: str = "D-1",
+    event_id: str | None = None,
+    source: str = SOURCE,
+) -> dict[str, Any]:
     return {
         "event_id": event_id or str(uuid.uuid4()),
         "type": kind,
@@ -39,10 +49,18 @@ def event(kind: str, when: str, data: dict[str, Any] | None = None, dossier_id: 
     }
 
 
-def received(dossier_id: str = "D-1", when: str = "2026-03-02T09:00", value: float = 3,
-             unit: str = "working_days", *, procedure: dict[str, str] | None = None,
-             agency: dict[str, str] | None = None, channel: str = "in_person",
-             appointment_at: str | None = None, **extra: Any) -> dict[str, Any]:
+def received(
+    dossier_id: str = "D-1",
+    when: str = "2026-03-02T09:00",
+    value: float = 3,
+    unit: str = "working_days",
+    *,
+    procedure: dict[str, str] | None = None,
+    agency: dict[str, str] | None = None,
+    channel: str = "in_person",
+    appointment_at: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """A `dossier.received`; `appointment_at` (local text like `when`) is the slip's NgayHenTra."""
     data: dict[str, Any] = {
         "procedure": procedure or PROCEDURE,

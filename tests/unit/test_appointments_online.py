@@ -52,7 +52,9 @@ def test_the_gap_is_the_signed_office_time_from_the_legal_due_date(name):
 
 def test_seventeen_hundred_and_the_next_opening_are_the_same_promise():
     # Mon 02/03 13:00 + 4 working hours: due Mon 17:00; a slip for Tue 08:00 promises the same.
-    st = state(received(when="2026-03-02T13:00", value=4, unit="working_hours", appointment_at="2026-03-03T08:00"))
+    st = state(
+        received(when="2026-03-02T13:00", value=4, unit="working_hours", appointment_at="2026-03-03T08:00")
+    )
     assert st.due_at_receipt == at("2026-03-02T17:00") and st.appointment_gap_hours == 0.0
     assert appointment_verdict(st, BOOK) == "matching"
 
@@ -69,7 +71,9 @@ def test_both_instants_are_taken_to_the_minute():
 def test_the_appointment_is_judged_on_the_dossiers_calendar():
     # The agency keeps 07:30-11:30, 13:30-17:30: due Thu 05/03 09:00, and a slip for the end of its day
     # (17:30) is 6.5 office hours later on its hours (the default hours would count 17:00 as 7).
-    book = CalendarBook(parse_calendar('agencies:\n  "000.00.12.H10": {office_hours: ["07:30-11:30", "13:30-17:30"]}\n'))
+    book = CalendarBook(
+        parse_calendar('agencies:\n  "000.00.12.H10": {office_hours: ["07:30-11:30", "13:30-17:30"]}\n')
+    )
     st = state(received(when="2026-03-02T09:00", value=3, appointment_at="2026-03-05T17:30"), book=book)
     assert st.due_at_receipt == at("2026-03-05T09:00")
     assert st.appointment_gap_hours == 6.5  # 09:00-11:30 (2.5 h) + 13:30-17:30 (4 h)
@@ -78,19 +82,45 @@ def test_the_appointment_is_judged_on_the_dossiers_calendar():
 @pytest.mark.parametrize(
     "tolerance, verdicts",
     [
-        (None, {"rounded-to-17h": "later", "makeup-saturday": "later", "unknown-holiday": "earlier",
-                "equal": "matching", "no-slip": None}),
+        (
+            None,
+            {
+                "rounded-to-17h": "later",
+                "makeup-saturday": "later",
+                "unknown-holiday": "earlier",
+                "equal": "matching",
+                "no-slip": None,
+            },
+        ),
         # 7.5 office hours of tolerance: the 7-hour rounding passes, the make-up Saturday (8 h) and the
         # unknown holiday (-8 h) do not.
-        (7.5, {"rounded-to-17h": "matching", "makeup-saturday": "later", "unknown-holiday": "earlier",
-               "equal": "matching", "no-slip": None}),
+        (
+            7.5,
+            {
+                "rounded-to-17h": "matching",
+                "makeup-saturday": "later",
+                "unknown-holiday": "earlier",
+                "equal": "matching",
+                "no-slip": None,
+            },
+        ),
         # A gap equal to the tolerance matches: later means beyond it.
-        (8, {"rounded-to-17h": "matching", "makeup-saturday": "matching", "unknown-holiday": "matching",
-             "equal": "matching", "no-slip": None}),
+        (
+            8,
+            {
+                "rounded-to-17h": "matching",
+                "makeup-saturday": "matching",
+                "unknown-holiday": "matching",
+                "equal": "matching",
+                "no-slip": None,
+            },
+        ),
     ],
 )
 def test_the_verdict_follows_the_calendar_files_tolerance(tolerance, verdicts):
-    book = CalendarBook(parse_calendar("" if tolerance is None else f"appointment_tolerance_hours: {tolerance}\n"))
+    book = CalendarBook(
+        parse_calendar("" if tolerance is None else f"appointment_tolerance_hours: {tolerance}\n")
+    )
     assert {name: appointment_verdict(state(ev, book=book), book) for name, ev in SLIPS.items()} == verdicts
 
 
@@ -111,11 +141,18 @@ def _by_dossier(events):
 def test_the_appointment_figures_on_a_log_of_slips():
     result = _indices(SLIPS.values())
     assert {k: result["total"][k] for k in FIGURES if k.startswith("appointment_")} == {
-        "appointment_checked": 4, "appointment_later": 2, "appointment_earlier": 1, "appointment_later_rate": 0.5,
+        "appointment_checked": 4,
+        "appointment_later": 2,
+        "appointment_earlier": 1,
+        "appointment_later_rate": 0.5,
     }
     tolerant = CalendarBook(parse_calendar("appointment_tolerance_hours: 7.5\n"))
     total = _indices(SLIPS.values(), book=tolerant)["total"]
-    assert (total["appointment_later"], total["appointment_earlier"], total["appointment_later_rate"]) == (1, 1, 0.25)
+    assert (total["appointment_later"], total["appointment_earlier"], total["appointment_later_rate"]) == (
+        1,
+        1,
+        0.25,
+    )
 
 
 def test_appointment_figures_count_the_dossiers_received_in_the_period():
@@ -126,7 +163,11 @@ def test_appointment_figures_count_the_dossiers_received_in_the_period():
     result = _indices([*SLIPS.values(), february, resolved], start=date(2026, 3, 1), end=date(2026, 3, 31))
     total = result["total"]
     assert (total["received"], total["closed"]) == (3, 1)
-    assert (total["appointment_checked"], total["appointment_later"], total["appointment_later_rate"]) == (2, 1, 0.5)
+    assert (total["appointment_checked"], total["appointment_later"], total["appointment_later_rate"]) == (
+        2,
+        1,
+        0.5,
+    )
     empty = _indices([SLIPS["no-slip"]], start=date(2026, 3, 1), end=date(2026, 3, 31))["total"]
     assert empty["appointment_checked"] == 0 and empty["appointment_later_rate"] is None  # never 0
 
@@ -151,8 +192,14 @@ def test_the_online_figures():
         received("6", "2026-02-27T09:00", value=10, procedure=_procedure("P2"), channel="online"),
     ]
     result = _indices(log, book=book, start=date(2026, 3, 1), end=date(2026, 3, 31))
-    online = ("received", "online_received", "online_rate", "procedures_offered_online", "procedures_with_online",
-              "online_uptake_rate")
+    online = (
+        "received",
+        "online_received",
+        "online_rate",
+        "procedures_offered_online",
+        "procedures_with_online",
+        "online_uptake_rate",
+    )
 
     def pick(row):
         return tuple(row[k] for k in online)

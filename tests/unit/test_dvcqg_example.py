@@ -44,9 +44,20 @@ NAMESPACE = uuid.UUID("0b6f3a2e-5d1c-4c8e-9a7f-3e2d1c0b9a88")
 EXPECTED_EVENTS = [
     (D1, "dossier.received", "2026-03-02T09:00:00", 0, None),
     (D3, "dossier.submitted", "2026-03-03T07:40:00", 0, {"channel": "online"}),
-    (D3, "dossier.refused", "2026-03-03T10:05:00", 0,
-     {"reason": "Người yêu cầu không cư trú tại tỉnh Lạng Sơn: nộp tại Sở Tư pháp nơi cư trú"}),
-    (D1, "dossier.supplement_requested", "2026-03-04T10:00:00", 1, {"reason": "Thiếu bản sao Căn cước công dân"}),
+    (
+        D3,
+        "dossier.refused",
+        "2026-03-03T10:05:00",
+        0,
+        {"reason": "Người yêu cầu không cư trú tại tỉnh Lạng Sơn: nộp tại Sở Tư pháp nơi cư trú"},
+    ),
+    (
+        D1,
+        "dossier.supplement_requested",
+        "2026-03-04T10:00:00",
+        1,
+        {"reason": "Thiếu bản sao Căn cước công dân"},
+    ),
     (D2, "dossier.submitted", "2026-03-08T20:15:00", 0, {"channel": "online"}),
     (D2, "dossier.received", "2026-03-09T08:30:00", 0, None),
     (D1, "dossier.supplement_received", "2026-03-09T14:00:00", 1, {"channel": "in_person"}),
@@ -59,8 +70,12 @@ EXPECTED_EVENTS = [
 ]
 RECEIVED_DATA = {
     D1: {
-        "procedure": {"code": "1.001234", "name": "Cấp Phiếu lý lịch tư pháp", "field_code": "G13-TP01",
-                      "field_name": "Lý lịch tư pháp"},
+        "procedure": {
+            "code": "1.001234",
+            "name": "Cấp Phiếu lý lịch tư pháp",
+            "field_code": "G13-TP01",
+            "field_name": "Lý lịch tư pháp",
+        },
         "receiving_agency": {"code": "000.00.12.H10", "name": "Sở Tư pháp tỉnh Lạng Sơn"},
         "handling_agency": {"code": "000.00.12.H10", "name": "Sở Tư pháp tỉnh Lạng Sơn"},
         "channel": "in_person",
@@ -69,9 +84,12 @@ RECEIVED_DATA = {
         "appointment_at": "2026-03-16T09:00:00+07:00",
     },
     D2: {
-        "procedure": {"code": "1.004227",
-                      "name": "Đăng ký biến động quyền sử dụng đất, quyền sở hữu tài sản gắn liền với đất",
-                      "field_code": "G14-TN01", "field_name": "Đất đai"},
+        "procedure": {
+            "code": "1.004227",
+            "name": "Đăng ký biến động quyền sử dụng đất, quyền sở hữu tài sản gắn liền với đất",
+            "field_code": "G14-TN01",
+            "field_name": "Đất đai",
+        },
         "receiving_agency": {"code": "000.00.20.H10", "name": "Sở Nông nghiệp và Môi trường tỉnh Lạng Sơn"},
         "handling_agency": {"code": "000.00.20.H10", "name": "Sở Nông nghiệp và Môi trường tỉnh Lạng Sơn"},
         "channel": "online",
@@ -83,24 +101,79 @@ RECEIVED_DATA = {
 }
 
 
-def _row(dossier_id, agency, procedure, field, channel, received, due_at_receipt, due, at_risk, outcome, closed,
-         supplements, appointment, gap):
+def _row(
+    dossier_id,
+    agency,
+    procedure,
+    field,
+    channel,
+    received,
+    due_at_receipt,
+    due,
+    at_risk,
+    outcome,
+    closed,
+    supplements,
+    appointment,
+    gap,
+):
     t = lambda x: f"{x}+07:00"  # noqa: E731
     return {
-        "dossier_id": dossier_id, "handling_agency": agency, "procedure_code": procedure, "field_code": field,
-        "channel": channel, "received_at": t(received), "start_at": t(received),
-        "due_at_receipt": t(due_at_receipt), "due_at": t(due), "extended_due_at": None, "at_risk_at": t(at_risk),
-        "state": "closed", "outcome": outcome, "closed_at": t(closed), "late_by_hours": None,
-        "supplement_requests": supplements, "extensions": 0, "appointment_at": t(appointment),
+        "dossier_id": dossier_id,
+        "handling_agency": agency,
+        "procedure_code": procedure,
+        "field_code": field,
+        "channel": channel,
+        "received_at": t(received),
+        "start_at": t(received),
+        "due_at_receipt": t(due_at_receipt),
+        "due_at": t(due),
+        "extended_due_at": None,
+        "at_risk_at": t(at_risk),
+        "state": "closed",
+        "outcome": outcome,
+        "closed_at": t(closed),
+        "late_by_hours": None,
+        "supplement_requests": supplements,
+        "extensions": 0,
+        "appointment_at": t(appointment),
         "appointment_gap_hours": gap,
     }
 
 
 EXPECTED_ROWS = [
-    _row(D1, "000.00.12.H10", "1.001234", "G13-TP01", "in_person", "2026-03-02T09:00:00", "2026-03-16T09:00:00",
-         "2026-03-23T14:00:00", "2026-03-20T14:00:00", "early", "2026-03-20T10:30:00", 1, "2026-03-16T09:00:00", 0.0),
-    _row(D2, "000.00.20.H10", "1.004227", "G14-TN01", "online", "2026-03-09T08:30:00", "2026-03-23T08:30:00",
-         "2026-03-25T14:30:00", "2026-03-24T14:30:00", "on_time", "2026-03-25T11:00:00", 0, "2026-03-23T17:00:00", 7.5),
+    _row(
+        D1,
+        "000.00.12.H10",
+        "1.001234",
+        "G13-TP01",
+        "in_person",
+        "2026-03-02T09:00:00",
+        "2026-03-16T09:00:00",
+        "2026-03-23T14:00:00",
+        "2026-03-20T14:00:00",
+        "early",
+        "2026-03-20T10:30:00",
+        1,
+        "2026-03-16T09:00:00",
+        0.0,
+    ),
+    _row(
+        D2,
+        "000.00.20.H10",
+        "1.004227",
+        "G14-TN01",
+        "online",
+        "2026-03-09T08:30:00",
+        "2026-03-23T08:30:00",
+        "2026-03-25T14:30:00",
+        "2026-03-24T14:30:00",
+        "on_time",
+        "2026-03-25T11:00:00",
+        0,
+        "2026-03-23T17:00:00",
+        7.5,
+    ),
 ]
 
 
@@ -122,7 +195,8 @@ def translate_the_bodies() -> list[dict]:
 def test_every_derived_event_is_as_computed_by_hand():
     events = translate_the_bodies()
     assert [(e["dossier_id"], e["type"], e["occurred_at"]) for e in events] == [
-        (d, kind, f"{when}+07:00") for d, kind, when, _, _ in EXPECTED_EVENTS]
+        (d, kind, f"{when}+07:00") for d, kind, when, _, _ in EXPECTED_EVENTS
+    ]
     for event, (dossier_id, kind, when, n, data) in zip(events, EXPECTED_EVENTS):
         instant = when.replace("-", "").replace("T", "").replace(":", "")
         assert event["event_id"] == str(uuid.uuid5(NAMESPACE, f"{SOURCE}/{dossier_id}/{kind}/{n}/{instant}"))
@@ -131,12 +205,24 @@ def test_every_derived_event_is_as_computed_by_hand():
 
 
 def test_the_committed_translation_is_what_the_command_writes(tmp_path):
-    code = main(["dvcqg", "--in", str(DOCS / "payloads.jsonl"), "--catalogue", str(DOCS / "catalogue.yaml"),
-                 "--source", SOURCE, "--out", str(tmp_path / "events.jsonl")])
+    code = main(
+        [
+            "dvcqg",
+            "--in",
+            str(DOCS / "payloads.jsonl"),
+            "--catalogue",
+            str(DOCS / "catalogue.yaml"),
+            "--source",
+            SOURCE,
+            "--out",
+            str(tmp_path / "events.jsonl"),
+        ]
+    )
     assert code == 0
     assert (tmp_path / "events.jsonl").read_bytes() == (DOCS / "events.jsonl").read_bytes()
-    assert [json.loads(line) for line in (DOCS / "events.jsonl").read_text(encoding="utf-8").splitlines()] == (
-        translate_the_bodies())
+    assert [
+        json.loads(line) for line in (DOCS / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    ] == (translate_the_bodies())
 
 
 def test_the_replay_gives_every_dossier_field_as_computed_by_hand():
@@ -147,10 +233,31 @@ def test_the_replay_gives_every_dossier_field_as_computed_by_hand():
     # D2 reached its at-risk moment (24/03 14:30) before closing on time: a draft, cancelled at the close.
     assert [(d.dossier_id, d.kind, d.status) for d in result.drafts] == [(D2, "at_risk", "cancelled")]
     total = result.indices["total"]
-    assert {k: total[k] for k in ("received", "closed", "early", "on_time", "late", "appointment_checked",
-                                  "appointment_later", "appointment_earlier", "appointment_later_rate",
-                                  "online_received", "online_rate")} == {
-        "received": 2, "closed": 2, "early": 1, "on_time": 1, "late": 0, "appointment_checked": 2,
-        "appointment_later": 1, "appointment_earlier": 0, "appointment_later_rate": 0.5,
-        "online_received": 1, "online_rate": 0.5,
+    assert {
+        k: total[k]
+        for k in (
+            "received",
+            "closed",
+            "early",
+            "on_time",
+            "late",
+            "appointment_checked",
+            "appointment_later",
+            "appointment_earlier",
+            "appointment_later_rate",
+            "online_received",
+            "online_rate",
+        )
+    } == {
+        "received": 2,
+        "closed": 2,
+        "early": 1,
+        "on_time": 1,
+        "late": 0,
+        "appointment_checked": 2,
+        "appointment_later": 1,
+        "appointment_earlier": 0,
+        "appointment_later_rate": 0.5,
+        "online_received": 1,
+        "online_rate": 0.5,
     }

@@ -25,9 +25,22 @@ def add_parser(sub: Any) -> None:
         help="translate national-portal sync bodies (DongBoHoSoMC, CapNhatTienDoHoSoMC) into v1 events",
         description="Translate a file of DVCQG request bodies (one per line) into v1 events (dvcqg.md).",
     )
-    p.add_argument("--in", dest="in_path", required=True, metavar="PAYLOADS.jsonl", help="request bodies, one JSON object per line")
-    p.add_argument("--catalogue", required=True, metavar="CATALOGUE.yaml", help="procedure catalogue (YAML): MaTTHC -> duration")
-    p.add_argument("--source", required=True, help="the sending system, e.g. motcua-lang-son (each event's source)")
+    p.add_argument(
+        "--in",
+        dest="in_path",
+        required=True,
+        metavar="PAYLOADS.jsonl",
+        help="request bodies, one JSON object per line",
+    )
+    p.add_argument(
+        "--catalogue",
+        required=True,
+        metavar="CATALOGUE.yaml",
+        help="procedure catalogue (YAML): MaTTHC -> duration",
+    )
+    p.add_argument(
+        "--source", required=True, help="the sending system, e.g. motcua-lang-son (each event's source)"
+    )
     p.add_argument("--out", required=True, metavar="EVENTS.jsonl", help="v1 events, one per line")
 
 
@@ -81,5 +94,7 @@ def main(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO 
     except OSError as exc:
         print(f"cannot write {args.out}: {exc.strerror}", file=stderr)
         return 2
-    print(f"{bodies} request bodies, {len(events)} events, {refused_lines} refused -> {args.out}", file=stdout)
+    print(
+        f"{bodies} request bodies, {len(events)} events, {refused_lines} refused -> {args.out}", file=stdout
+    )
     return 2 if refused_lines else 0

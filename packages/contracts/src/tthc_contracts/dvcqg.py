@@ -30,8 +30,9 @@ from .events import EventValidationError, parse_dossier_event
 from .timefmt import VN_TZ, format_ts
 
 __all__ = [
-    "DVCQG_NAMESPACE", "MAX_ITEMS", "PROGRESS", "SNAPSHOT", "Catalogue", "CatalogueError", "CatalogueProcedure",
-    "ProgressStep", "Translation", "dvcqg_event_id", "parse_catalogue", "parse_instant", "translate",
+    "DVCQG_NAMESPACE", "MAX_ITEMS", "PROGRESS", "SNAPSHOT", "Catalogue", "CatalogueError",
+    "CatalogueProcedure", "ProgressStep", "Translation", "dvcqg_event_id", "parse_catalogue", "parse_instant",
+    "translate",
 ]  # fmt: skip
 
 DVCQG_NAMESPACE = uuid.UUID("0b6f3a2e-5d1c-4c8e-9a7f-3e2d1c0b9a88")
@@ -53,7 +54,14 @@ _APPLICANT_KINDS = {1: "citizen", 2: "organization"}  # LoaiDoiTuong
 # 2, 4, 5 after it mean processing went on.
 _STEP_FEES, _STEPS_AFTER_FEES = 6, frozenset({2, 4, 5})
 # Progress fields the portal defines that intake keeps with each step (not used for the clock).
-_STEP_DETAILS = ("NguoiXuLy", "ChucDanh", "PhongBanXuLy", "NoiDungXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh")
+_STEP_DETAILS = (
+    "NguoiXuLy",
+    "ChucDanh",
+    "PhongBanXuLy",
+    "NoiDungXuLy",
+    "NgayBatDau",
+    "NgayKetThucTheoQuyDinh",
+)
 
 _DEFAULT_REFUSAL_REASON = "Không được tiếp nhận"  # dvcqg.md, when GhiChu is absent
 _DEFAULT_SUPPLEMENT_REASON = "Yêu cầu bổ sung hồ sơ"  # v1 needs a reason; NoiDungBoSung may be absent
@@ -136,9 +144,13 @@ def _catalogue_procedure(code: str, body: yaml.Node) -> CatalogueProcedure:
             if mode not in _SUPPLEMENT_MODES:
                 raise ConfigFileError(line(value), f"supplement_mode must be restart or pause, not {mode!r}")
         else:
-            raise ConfigFileError(line(key_node), f"unknown key {key!r} for procedure {code} (duration, supplement_mode)")
+            raise ConfigFileError(
+                line(key_node), f"unknown key {key!r} for procedure {code} (duration, supplement_mode)"
+            )
     if duration is None:
-        raise ConfigFileError(line(body), f"procedure {code} needs a duration: {{value: N, unit: working_days}}")
+        raise ConfigFileError(
+            line(body), f"procedure {code} needs a duration: {{value: N, unit: working_days}}"
+        )
     return CatalogueProcedure(duration[0], duration[1], mode)
 
 
@@ -154,13 +166,19 @@ def _catalogue_duration(code: str, node: yaml.Node) -> tuple[float, str]:
         elif key == "unit":
             unit = scalar(item, "duration.unit")
             if unit not in DURATION_BOUNDS:
-                raise ConfigFileError(line(item), f"duration.unit must be one of {', '.join(DURATION_BOUNDS)}, not {unit!r}")
+                raise ConfigFileError(
+                    line(item), f"duration.unit must be one of {', '.join(DURATION_BOUNDS)}, not {unit!r}"
+                )
         else:
-            raise ConfigFileError(line(key_node), f"unknown key {key!r} in the duration of procedure {code} (value, unit)")
+            raise ConfigFileError(
+                line(key_node), f"unknown key {key!r} in the duration of procedure {code} (value, unit)"
+            )
     if value is None or unit is None:
         raise ConfigFileError(line(node), f"the duration of procedure {code} needs both value and unit")
     if value > DURATION_BOUNDS[unit]:
-        raise ConfigFileError(line(value_node), f"duration.value must be at most {DURATION_BOUNDS[unit]} {unit}")
+        raise ConfigFileError(
+            line(value_node), f"duration.value must be at most {DURATION_BOUNDS[unit]} {unit}"
+        )
     return (int(value) if value.is_integer() else value), unit
 
 
@@ -256,8 +274,9 @@ class _Item:
             return None
         return text
 
-    def number_code(self, name: str, allowed: Mapping[int, Any] | range | None = None,
-                    required: bool = False) -> int | None:
+    def number_code(
+        self, name: str, allowed: Mapping[int, Any] | range | None = None, required: bool = False
+    ) -> int | None:
         """A numeric code ("2" and 2 are the same); `allowed` lists the values it may take."""
         value = self._value(name, required)
         if value is None:
@@ -273,8 +292,11 @@ class _Item:
             self.refuse(name, "must be a whole number")
             return None
         if allowed is not None and number_value not in allowed:
-            choices = (f"{allowed.start}-{allowed.stop - 1}" if isinstance(allowed, range)
-                       else ", ".join(str(v) for v in allowed))
+            choices = (
+                f"{allowed.start}-{allowed.stop - 1}"
+                if isinstance(allowed, range)
+                else ", ".join(str(v) for v in allowed)
+            )
             self.refuse(name, f"must be one of {choices}, not {number_value}")
             return None
         return number_value
@@ -384,8 +406,14 @@ def _items(body: Any, errors: list[dict[str, Any]]) -> list[Mapping[str, Any]]:
     return data
 
 
-def _event(source: str, dossier_id: str, event_type: str, at: datetime, data: dict[str, Any] | None = None,
-           n: int = 0) -> dict[str, Any]:
+def _event(
+    source: str,
+    dossier_id: str,
+    event_type: str,
+    at: datetime,
+    data: dict[str, Any] | None = None,
+    n: int = 0,
+) -> dict[str, Any]:
     return {
         "event_id": dvcqg_event_id(source, dossier_id, event_type, n, at),
         "type": event_type,
@@ -418,7 +446,9 @@ def _snapshot(item: _Item, catalogue: Catalogue, source: str) -> list[dict[str, 
     submitted_at = item.instant("NgayNopHoSo")
     received_at = item.instant("NgayTiepNhan")
     appointment_at = item.instant("NgayHenTra")
-    refused_at = item.instant("NgayTuChoi", required=status == _REFUSED, why="required when TrangThaiHoSo is 3")
+    refused_at = item.instant(
+        "NgayTuChoi", required=status == _REFUSED, why="required when TrangThaiHoSo is 3"
+    )
     ended_at = item.instant("NgayKetThucXuLy")
     returned_at = item.instant("NgayTra")
     note = item.text("GhiChu")
@@ -430,7 +460,9 @@ def _snapshot(item: _Item, catalogue: Catalogue, source: str) -> list[dict[str, 
         return []
     assert dossier_id is not None and status is not None and procedure is not None
 
-    def event(event_type: str, at: datetime, data: dict[str, Any] | None = None, n: int = 0) -> dict[str, Any]:
+    def event(
+        event_type: str, at: datetime, data: dict[str, Any] | None = None, n: int = 0
+    ) -> dict[str, Any]:
         return _event(source, dossier_id, event_type, at, data, n)
 
     channel = _CHANNELS.get(channel_code or 1)
@@ -445,8 +477,12 @@ def _snapshot(item: _Item, catalogue: Catalogue, source: str) -> list[dict[str, 
         if email is not None:
             applicant["email"] = email
         data: dict[str, Any] = {
-            "procedure": {"code": procedure_code, "name": procedure_name, "field_code": field_code,
-                          "field_name": field_name},
+            "procedure": {
+                "code": procedure_code,
+                "name": procedure_name,
+                "field_code": field_code,
+                "field_name": field_name,
+            },
             "receiving_agency": agency,
             "handling_agency": agency,
             "channel": channel,
@@ -533,7 +569,9 @@ def _progress(
                 fresh.append(step)
         if fresh:
             new_steps[dossier_id] = fresh
-        events.extend((first_index[dossier_id], e) for e in _pauses_and_resumes(source, dossier_id, kept + fresh))
+        events.extend(
+            (first_index[dossier_id], e) for e in _pauses_and_resumes(source, dossier_id, kept + fresh)
+        )
     return events, new_steps
 
 
@@ -544,7 +582,9 @@ def _pauses_and_resumes(source: str, dossier_id: str, steps: list[ProgressStep])
     previous: int | None = None
     for step in sorted(steps, key=lambda s: s.at):  # stable: steps of one instant keep their order
         if step.status == _STEP_FEES and previous != _STEP_FEES:
-            events.append(_event(source, dossier_id, "dossier.paused", step.at, {"reason": "financial_obligation"}))
+            events.append(
+                _event(source, dossier_id, "dossier.paused", step.at, {"reason": "financial_obligation"})
+            )
         elif step.status in _STEPS_AFTER_FEES and previous == _STEP_FEES:
             events.append(_event(source, dossier_id, "dossier.resumed", step.at))
         previous = step.status

@@ -158,7 +158,9 @@ def _build(root: yaml.Node | None) -> CalendarConfig:
                     elif pkey == "online":
                         level = _scalar(pvalue, "online")
                         if level not in _ONLINE_LEVELS:
-                            raise CalendarFileError(_line(pvalue), f"online must be partial or full, not {level!r}")
+                            raise CalendarFileError(
+                                _line(pvalue), f"online must be partial or full, not {level!r}"
+                            )
                         online[code] = level
                     else:
                         raise CalendarFileError(

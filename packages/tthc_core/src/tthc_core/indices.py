@@ -23,7 +23,8 @@ FIGURES = (
     "on_time_rate", "i766_on_time_rate", "i766_on_time_score", "single_visit_rate",
     "supplement_at_most_once_rate", "contact_score", "apology_coverage", "apology_timely_rate",
     "appointment_checked", "appointment_later", "appointment_earlier", "appointment_later_rate",
-    "online_received", "online_rate", "procedures_offered_online", "procedures_with_online", "online_uptake_rate",
+    "online_received", "online_rate", "procedures_offered_online", "procedures_with_online",
+    "online_uptake_rate",
     "avg_processing_days",
 )  # fmt: skip
 
