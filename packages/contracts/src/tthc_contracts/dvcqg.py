@@ -225,7 +225,8 @@ def parse_instant(text: str) -> datetime:
 
 
 def _instant_id_text(t: datetime) -> str:
-    return t.astimezone(VN_TZ).strftime("%Y%m%d%H%M%S")
+    t = t.astimezone(VN_TZ)  # f-string, not strftime: a request of 1000 snapshots derives thousands of ids
+    return f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}{t.second:02d}"
 
 
 def dvcqg_event_id(source: str, dossier_id: str, event_type: str, n: int, occurred_at: datetime) -> str:
