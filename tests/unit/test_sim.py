@@ -181,3 +181,19 @@ def test_several_days_merge_in_event_time_order() -> None:
     assert {e["dossier_id"][-11:-5] for e in events} == {"261123", "261124"}
     assert len({e["dossier_id"] for e in events}) == 40
     assert all(t >= datetime(2026, 11, 23, tzinfo=VN_TZ) - timedelta(hours=1) for t in times)
+
+
+def test_slips_mostly_right_some_later_some_earlier_and_online_services_offered(events) -> None:
+    from tthc_core.calendar_config import parse_calendar
+    from tthc_sim import province_calendar
+
+    book = CalendarBook(parse_calendar(province_calendar()))
+    parsed = [parse_dossier_event(e) for e in events]
+    total = replay(parsed, book, UNTIL, Period(date(2026, 11, 1), date(2027, 1, 31))).indices["total"]
+    checked = total["appointment_checked"]
+    assert 0.8 <= checked / total["received"] <= 0.97  # most receipts print an appointment
+    assert 0.05 <= total["appointment_later"] / checked <= 0.2  # rounded to the end of the due day
+    assert 0.01 <= total["appointment_earlier"] / checked <= 0.1  # a working day early
+    assert 0.3 <= total["online_rate"] <= 0.6
+    assert total["procedures_offered_online"] >= 6
+    assert 0 < total["online_uptake_rate"] <= 1

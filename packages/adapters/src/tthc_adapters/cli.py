@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .dvcqg import add_parser as add_dvcqg_parser
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tthc", description="TTHC dossier deadlines, apologies and indices")
@@ -16,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--from", dest="from_date", help="first day of the index period (YYYY-MM-DD)")
     rp.add_argument("--to", dest="to_date", help="last day of the index period (YYYY-MM-DD)")
     rp.add_argument("--out", required=True, help="output directory")
+    add_dvcqg_parser(sub)
     return parser
 
 
@@ -25,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         from .replay import main as replay_main
 
         return replay_main(args)
+    if args.command == "dvcqg":
+        from .dvcqg import main as dvcqg_main
+
+        return dvcqg_main(args)
     return 2
 
 

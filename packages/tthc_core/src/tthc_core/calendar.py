@@ -316,3 +316,12 @@ class CalendarBook:
 
     def supplement_mode(self, procedure_code: str) -> str | None:
         return self.config.procedure_supplement_modes.get(procedure_code)
+
+    def online_level(self, procedure_code: str) -> str | None:
+        """`partial` or `full` when the calendar file marks the procedure as offered online, else None."""
+        return self.config.procedure_online.get(procedure_code)
+
+    @property
+    def appointment_tolerance_hours(self) -> float:
+        """deadlines.md §9: the office hours a printed appointment may differ before it is flagged."""
+        return self.config.appointment_tolerance_hours

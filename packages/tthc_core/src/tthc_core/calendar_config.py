@@ -13,18 +13,22 @@ from datetime import date
 
 import yaml
 
+from tthc_contracts.config_yaml import ConfigFileError, compose, is_null, number
+from tthc_contracts.config_yaml import line as _line
+from tthc_contracts.config_yaml import mapping as _mapping
+from tthc_contracts.config_yaml import scalar as _scalar
+
 DEFAULT_OFFICE_HOURS: tuple[tuple[int, int], ...] = ((8 * 60, 12 * 60), (13 * 60, 17 * 60))
 
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _INTERVAL = re.compile(r"^\s*(\d\d:\d\d)\s*-\s*(\d\d:\d\d|24:00)\s*$")
 _SUPPLEMENT_MODES = ("restart", "pause")
+_ONLINE_LEVELS = ("partial", "full")  # dịch vụ công trực tuyến một phần / toàn trình
+_PROCEDURE_KEYS = "supplement_mode, online"
 
 
-class CalendarFileError(ValueError):
-    def __init__(self, line: int | None, reason: str, path: str | None = None):
-        self.line, self.reason, self.path = line, reason, path
-        where = f"{path or 'calendar'}" + (f", line {line}" if line else "")
-        super().__init__(f"{where}: {reason}")
+class CalendarFileError(ConfigFileError):
+    what = "calendar"
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,10 @@ class CalendarConfig:
     extra_working_days: frozenset[date] = frozenset()
     agencies: dict[str, AgencyCalendar] = field(default_factory=dict)
     procedure_supplement_modes: dict[str, str] = field(default_factory=dict)
-
-
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
+    # indices.md online figures: the procedures offered as an online public service, and how.
+    procedure_online: dict[str, str] = field(default_factory=dict)
+    # deadlines.md §9: how far a printed appointment may differ from the legal due date, in office hours.
+    appointment_tolerance_hours: float = 0.0
 
 
 def _minutes(text: str, node: yaml.Node, allow_24: bool = False) -> int:
@@ -55,12 +59,6 @@ def _minutes(text: str, node: yaml.Node, allow_24: bool = False) -> int:
     if not m:
         raise CalendarFileError(_line(node), f"{text!r} is not a time of day HH:MM")
     return int(m.group(1)) * 60 + int(m.group(2))
-
-
-def _scalar(node: yaml.Node, what: str) -> str:
-    if not isinstance(node, yaml.ScalarNode):
-        raise CalendarFileError(_line(node), f"{what} must be a single value")
-    return str(node.value)
 
 
 def _office_hours(node: yaml.Node) -> tuple[tuple[int, int], ...]:
@@ -84,7 +82,7 @@ def _office_hours(node: yaml.Node) -> tuple[tuple[int, int], ...]:
 
 
 def _cutoff(node: yaml.Node) -> int | None:
-    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+    if is_null(node):
         return None
     return _minutes(_scalar(node, "receipt_cutoff"), node)
 
@@ -102,22 +100,17 @@ def _dates(node: yaml.Node, key: str) -> dict[date, int]:
     return out
 
 
-def _mapping(node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
-    if not isinstance(node, yaml.MappingNode):
-        raise CalendarFileError(_line(node), f"{what} must be a mapping")
-    return [(_scalar(k, "a key"), k, v) for k, v in node.value]
+def _tolerance_hours(node: yaml.Node) -> float:
+    hours = number(node, "appointment_tolerance_hours")
+    if hours < 0:
+        raise CalendarFileError(_line(node), f"appointment_tolerance_hours must be >= 0, not {hours:g}")
+    return hours
 
 
 def parse_calendar(text: str, path: str | None = None) -> CalendarConfig:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise CalendarFileError(mark.line + 1 if mark else None, f"not valid YAML: {exc}", path) from None
-    try:
-        return _build(root)
-    except CalendarFileError as exc:
-        exc.path = path
+        return _build(compose(text))
+    except ConfigFileError as exc:
         raise CalendarFileError(exc.line, exc.reason, path) from None
 
 
@@ -129,6 +122,7 @@ def _build(root: yaml.Node | None) -> CalendarConfig:
     working: dict[date, int] = {}
     agencies: dict[str, AgencyCalendar] = {}
     procedures: dict[str, str] = {}
+    online: dict[str, str] = {}
     for key, key_node, value in _mapping(root, "the calendar file"):
         if key == "office_hours":
             values["office_hours"] = _office_hours(value)
@@ -154,12 +148,26 @@ def _build(root: yaml.Node | None) -> CalendarConfig:
         elif key == "procedures":
             for code, _, body in _mapping(value, "procedures"):
                 for pkey, pnode, pvalue in _mapping(body, f"procedure {code}"):
-                    if pkey != "supplement_mode":
-                        raise CalendarFileError(_line(pnode), f"unknown key {pkey!r} for procedure {code}")
-                    mode = _scalar(pvalue, "supplement_mode")
-                    if mode not in _SUPPLEMENT_MODES:
-                        raise CalendarFileError(_line(pvalue), f"supplement_mode must be restart or pause, not {mode!r}")
-                    procedures[code] = mode
+                    if pkey == "supplement_mode":
+                        mode = _scalar(pvalue, "supplement_mode")
+                        if mode not in _SUPPLEMENT_MODES:
+                            raise CalendarFileError(
+                                _line(pvalue), f"supplement_mode must be restart or pause, not {mode!r}"
+                            )
+                        procedures[code] = mode
+                    elif pkey == "online":
+                        level = _scalar(pvalue, "online")
+                        if level not in _ONLINE_LEVELS:
+                            raise CalendarFileError(
+                                _line(pvalue), f"online must be partial or full, not {level!r}"
+                            )
+                        online[code] = level
+                    else:
+                        raise CalendarFileError(
+                            _line(pnode), f"unknown key {pkey!r} for procedure {code} ({_PROCEDURE_KEYS})"
+                        )
+        elif key == "appointment_tolerance_hours":
+            values["appointment_tolerance_hours"] = _tolerance_hours(value)
         else:
             raise CalendarFileError(_line(key_node), f"unknown key {key!r}")
     both = sorted(set(days_off) & set(working))
@@ -172,4 +180,6 @@ def _build(root: yaml.Node | None) -> CalendarConfig:
         extra_working_days=frozenset(working),
         agencies=agencies,
         procedure_supplement_modes=procedures,
+        procedure_online=online,
+        appointment_tolerance_hours=values.get("appointment_tolerance_hours", 0.0),  # type: ignore[arg-type]
     )

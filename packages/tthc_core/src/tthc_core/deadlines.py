@@ -55,6 +55,7 @@ ClockState = Literal["running", "awaiting_supplement", "paused"]
 StateName = Literal["open", "at_risk", "overdue", "awaiting_supplement", "paused", "closed"]
 # A dossier's states (interfaces.md), in this one list for the services, the dashboards and the tests.
 STATES: tuple[StateName, ...] = ("open", "at_risk", "overdue", "awaiting_supplement", "paused", "closed")
+AppointmentVerdict = Literal["later", "earlier", "matching"]
 
 
 def event_order_key(event: Any) -> tuple[datetime, int, str]:
@@ -108,6 +109,10 @@ class Dossier:
     outcome: str | None = None
     late_by_hours: float | None = None
     closing_type: str | None = None
+    # §9: the appointment printed on the receipt slip (NgayHenTra), kept and compared, never trusted,
+    # and its office-time distance from due_at_receipt (positive: the slip promises later than the law).
+    appointment_at: datetime | None = None
+    appointment_gap_hours: float | None = None
     watermark: datetime | None = None  # event time this state has been advanced to
     emitted: set[str] = field(default_factory=set)
     # The order key (`event_order_key`) of the last event folded into this state: a later event can be
@@ -199,6 +204,8 @@ class Dossier:
             "late_by_hours": self.late_by_hours,
             "supplement_requests": self.supplement_requests,
             "extensions": self.extensions,
+            "appointment_at": format_ts(self.appointment_at),
+            "appointment_gap_hours": self.appointment_gap_hours,
         }
 
     # -- persistence (the deadline service stores this as JSON) ----------------------------------
@@ -231,6 +238,8 @@ class Dossier:
             "outcome": self.outcome,
             "late_by_hours": self.late_by_hours,
             "closing_type": self.closing_type,
+            "appointment_at": ts(self.appointment_at),
+            "appointment_gap_hours": self.appointment_gap_hours,
             "watermark": ts(self.watermark),
             "emitted": sorted(self.emitted),
             "last_event": None if self.last_event is None else [ts(self.last_event[0]), *self.last_event[1:]],
@@ -269,6 +278,9 @@ class Dossier:
             outcome=d["outcome"],
             late_by_hours=d["late_by_hours"],
             closing_type=d["closing_type"],
+            # States stored before the appointment audit have neither key: no appointment was kept.
+            appointment_at=pt(d.get("appointment_at")),
+            appointment_gap_hours=d.get("appointment_gap_hours"),
             watermark=pt(d["watermark"]),
             emitted=set(d["emitted"]),
             last_event=_last_event(d.get("last_event")),
@@ -303,6 +315,36 @@ def compute_due(cal: WorkingCalendar, clock_from: datetime, start: datetime, val
     if unit == "months":
         return cal.end_of_office_on_or_after(add_months(local_day, math.ceil(value)))
     raise ValueError(f"unknown duration unit {unit!r}")
+
+
+def appointment_gap_hours(cal: WorkingCalendar, due_at_receipt: datetime, appointment_at: datetime) -> float:
+    """§9: the office time from the legal due date to the printed appointment, in hours, signed.
+
+    Both instants are taken to the minute. Office time, so 17:00 and the next opening are the
+    same promise (gap 0).
+    """
+    due, appointment = _to_minute(due_at_receipt), _to_minute(appointment_at)
+    if appointment >= due:
+        return round(us_to_hours(cal.between(due, appointment)), 2)
+    return round(-us_to_hours(cal.between(appointment, due)), 2)
+
+
+def appointment_verdict(d: Dossier, book: CalendarBook) -> AppointmentVerdict | None:
+    """§9: `later` when the slip's gap exceeds the calendar file's tolerance, `earlier` when it is below
+    minus the tolerance, else `matching`; None when the receipt carried no appointment."""
+    gap = d.appointment_gap_hours
+    if gap is None:
+        return None
+    tolerance = book.appointment_tolerance_hours
+    if gap > tolerance:
+        return "later"
+    if gap < -tolerance:
+        return "earlier"
+    return "matching"
+
+
+def _to_minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
 
 
 def compute_at_risk(cal: WorkingCalendar, clock_restart: datetime, due_at: datetime) -> datetime | None:
@@ -423,6 +465,8 @@ class DossierMachine:
         start = cal.effective_start(received_at, apply_cutoff=True)
         due = compute_due(cal, received_at, start, d.duration.value, d.duration.unit)
         mode = d.supplement_mode or self.book.supplement_mode(d.procedure.code) or "restart"
+        appointment = d.appointment_at
+        gap = None if appointment is None else appointment_gap_hours(cal, due, appointment)
         self.state = Dossier(
             dossier_id=ev.dossier_id,
             source=ev.source,
@@ -442,6 +486,8 @@ class DossierMachine:
             due_at_receipt=due,
             due_at=due,
             at_risk_at=compute_at_risk(cal, start, due),
+            appointment_at=appointment,
+            appointment_gap_hours=gap,
             watermark=received_at,
         )
         self._schedule("received", received_at)

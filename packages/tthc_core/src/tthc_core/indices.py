@@ -15,15 +15,47 @@ from typing import Any, Iterable, Mapping
 from tthc_contracts import VN_TZ
 
 from .calendar import CalendarBook
-from .deadlines import Dossier
+from .deadlines import Dossier, appointment_verdict
 
 GROUPINGS = ("agency", "field", "procedure", "channel")
 FIGURES = (
     "received", "closed", "early", "on_time", "late", "open_overdue", "open_within",
     "on_time_rate", "i766_on_time_rate", "i766_on_time_score", "single_visit_rate",
     "supplement_at_most_once_rate", "contact_score", "apology_coverage", "apology_timely_rate",
+    "appointment_checked", "appointment_later", "appointment_earlier", "appointment_later_rate",
+    "online_received", "online_rate", "procedures_offered_online", "procedures_with_online",
+    "online_uptake_rate",
     "avg_processing_days",
 )  # fmt: skip
+# One line per figure (indices.md), for the Prometheus help texts and anything else that names them.
+FIGURE_HELP: dict[str, str] = {
+    "received": "Dossiers received in the period",
+    "closed": "Dossiers closed in the period",
+    "early": "Dossiers closed early (before the due date) in the period",
+    "on_time": "Dossiers closed on the due date in the period",
+    "late": "Dossiers closed late in the period",
+    "open_overdue": "Dossiers handled in the period, open and overdue at the cut",
+    "open_within": "Dossiers handled in the period, open and not overdue at the cut",
+    "on_time_rate": "(early + on_time) / closed (ND 61 art. 30)",
+    "i766_on_time_rate": "766 criterion 2.1 on-time rate over the dossiers handled in the period",
+    "i766_on_time_score": "20 x i766_on_time_rate (766 group 2 points)",
+    "single_visit_rate": "Closed dossiers with no supplementation request / closed",
+    "supplement_at_most_once_rate": "Closed dossiers with at most one supplementation request / closed",
+    "contact_score": "Mean over closed dossiers of 2 (no request), 1 (one), 0 (more) (TT 01/2018)",
+    "apology_coverage": "Late dossiers with an apology / late dossiers",
+    "apology_timely_rate": "Late dossiers whose first apology came by the at-risk moment / late dossiers",
+    "appointment_checked": "Dossiers received in the period whose receipt slip carried an appointment",
+    "appointment_later": "Of those, appointments later than the law allows (deadlines.md 9)",
+    "appointment_earlier": "Of those, appointments earlier than the legal due date",
+    "appointment_later_rate": "appointment_later / appointment_checked",
+    "online_received": "Dossiers received online in the period",
+    "online_rate": "online_received / received",
+    "procedures_offered_online": "Procedures with dossiers in the period that the calendar marks online",
+    "procedures_with_online": "Of those, procedures with at least one online dossier in the period",
+    "online_uptake_rate": "procedures_with_online / procedures_offered_online",
+    "avg_processing_days": "Mean office time from start to judged close, stops excluded, in working days",
+}
+assert set(FIGURE_HELP) == set(FIGURES), "every figure needs a help text"
 
 
 @dataclass(frozen=True)
@@ -47,10 +79,11 @@ class Period:
 
 @dataclass(frozen=True)
 class DossierFigures:
-    """What one dossier contributes to a period's figures."""
+    """What one dossier contributes to a period's figures: plain values, so that a service may keep
+    them as counters; every formula over them is `aggregate`'s."""
 
     group_keys: tuple[str, str, str, str]  # agency, field, procedure, channel
-    received: bool
+    received: bool  # received in the period
     closed: bool
     outcome: str | None
     open_overdue: bool
@@ -60,6 +93,16 @@ class DossierFigures:
     late_with_apology: bool
     late_apology_timely: bool
     processing_days: float | None
+    # Facts of the receipt, counted by the figures of the dossiers received in the period:
+    appointment_checked: bool  # the receipt carried an appointment (deadlines.md §9)
+    appointment_later: bool  # ... later than the law allows, beyond the calendar file's tolerance
+    appointment_earlier: bool  # ... earlier than the legal due date, beyond the tolerance
+    online: bool  # received through the online channel
+    offered_online: bool  # the calendar file marks its procedure `online: partial | full`
+
+    @property
+    def procedure_code(self) -> str:
+        return self.group_keys[2]
 
 
 def _first_apology(d: Dossier, issued_at: datetime | None) -> datetime | None:
@@ -104,6 +147,7 @@ def dossier_figures(
     late = closed and d.outcome == "late"
     first_apology = _first_apology(d, issued_at) if late else None
     deadline_for_apology = d.at_risk_at or d.due_at
+    appointment = appointment_verdict(d, book)
     return DossierFigures(
         group_keys=(d.handling_agency.code, d.field_code, d.procedure_code, d.channel),
         received=p0 <= d.received_at < cut,
@@ -116,6 +160,11 @@ def dossier_figures(
         late_with_apology=first_apology is not None,
         late_apology_timely=first_apology is not None and first_apology <= deadline_for_apology,
         processing_days=processing_days,
+        appointment_checked=appointment is not None,
+        appointment_later=appointment == "later",
+        appointment_earlier=appointment == "earlier",
+        online=d.channel == "online",
+        offered_online=book.online_level(d.procedure_code) is not None,
     )
 
 
@@ -132,8 +181,16 @@ def aggregate(rows: Iterable[DossierFigures]) -> dict[str, Any]:
     on_time = sum(r.outcome == "on_time" for r in closed)
     i766 = _rate(sum(r.i766_on_time for r in rows), len(rows))
     days = [r.processing_days for r in closed if r.processing_days is not None]
+    received = [r for r in rows if r.received]
+    checked = [r for r in received if r.appointment_checked]
+    appointment_later = sum(r.appointment_later for r in checked)
+    online_received = sum(r.online for r in received)
+    # Distinct procedures among this group's dossiers received in the period; a procedure without any
+    # dossier is not seen (indices.md).
+    offered = {r.procedure_code for r in received if r.offered_online}
+    with_online = {r.procedure_code for r in received if r.offered_online and r.online}
     return {
-        "received": sum(r.received for r in rows),
+        "received": len(received),
         "closed": n_closed,
         "early": early,
         "on_time": on_time,
@@ -148,6 +205,15 @@ def aggregate(rows: Iterable[DossierFigures]) -> dict[str, Any]:
         "contact_score": _rate(sum(max(0, 2 - r.supplement_requests) for r in closed), n_closed),
         "apology_coverage": _rate(sum(r.late_with_apology for r in late), len(late)),
         "apology_timely_rate": _rate(sum(r.late_apology_timely for r in late), len(late)),
+        "appointment_checked": len(checked),
+        "appointment_later": appointment_later,
+        "appointment_earlier": sum(r.appointment_earlier for r in checked),
+        "appointment_later_rate": _rate(appointment_later, len(checked)),
+        "online_received": online_received,
+        "online_rate": _rate(online_received, len(received)),
+        "procedures_offered_online": len(offered),
+        "procedures_with_online": len(with_online),
+        "online_uptake_rate": _rate(len(with_online), len(offered)),
         "avg_processing_days": None if not days else round(sum(days) / len(days), 4),
     }
 

@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from datetime import date
 
+from .catalogue import province_calendar
 from .day import DEFAULT_HORIZON_DAYS, DEFAULT_SOURCE, generate_day
 
 
@@ -21,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="same seed, same output (default 1)")
     p.add_argument("--source", default=DEFAULT_SOURCE, help=f"the sending system (default {DEFAULT_SOURCE})")
     p.add_argument("--calendar", help="calendar file (YAML, deadlines.md §1), as the services are given")
+    p.add_argument("--print-calendar", action="store_true",
+                   help="print the simulated province's calendar file (its online public services) and exit")
     p.add_argument("--horizon-days", type=int, default=DEFAULT_HORIZON_DAYS,
                    help=f"no event later than this many days after the day (default {DEFAULT_HORIZON_DAYS})")
     p.add_argument("--late-posts", type=float, default=0.03, help="share of follow-up events posted late (0.03)")
@@ -30,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.print_calendar:
+        sys.stdout.write(province_calendar())
+        return 0
     book = None
     if args.calendar:
         from tthc_core.calendar import CalendarBook

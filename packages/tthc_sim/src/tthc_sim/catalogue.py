@@ -97,6 +97,7 @@ class Procedure:
     transfer_to: str | None = None  # where such dossiers are often transferred during processing
     financial_obligation: bool = False  # land dossiers wait for the applicant's tax and fees
     organizations: float = 0.1  # share of applicants that are organizations
+    online: str | None = None  # offered as an online public service: "full" (toàn trình) or "partial"
 
 
 def _p(code, name, field_code, field_name, owner, value, unit, weight, **kw) -> Procedure:
@@ -106,7 +107,7 @@ def _p(code, name, field_code, field_name, owner, value, unit, weight, **kw) -> 
 PROCEDURES: tuple[Procedure, ...] = (
     # Sở Tư pháp
     _p("1.001234", "Cấp Phiếu lý lịch tư pháp", "G13-TP01", "Lý lịch tư pháp", "tu_phap", 10, "working_days", 9,
-       online_share=0.55, organizations=0.0),
+       online_share=0.55, organizations=0.0, online="full"),
     _p("1.001876", "Xác nhận có quốc tịch Việt Nam", "G13-TP03", "Quốc tịch", "tu_phap", 20, "working_days", 0.4,
        organizations=0.0),
     _p("1.001912", "Nhập quốc tịch Việt Nam", "G13-TP03", "Quốc tịch", "tu_phap", 3, "months", 0.4,
@@ -115,17 +116,19 @@ PROCEDURES: tuple[Procedure, ...] = (
        0.3, organizations=1.0),
     # Sở Kế hoạch và Đầu tư (Sở Tài chính from 01/3/2025)
     _p("2.000567", "Đăng ký thành lập doanh nghiệp tư nhân", "G09-KH02", "Thành lập và hoạt động doanh nghiệp",
-       "khdt", 3, "working_days", 3, online_share=0.85, organizations=0.3),
+       "khdt", 3, "working_days", 3, online_share=0.85, organizations=0.3, online="full"),
     _p("2.001610", "Đăng ký thành lập công ty TNHH một thành viên", "G09-KH02",
-       "Thành lập và hoạt động doanh nghiệp", "khdt", 3, "working_days", 4, online_share=0.85, organizations=0.4),
+       "Thành lập và hoạt động doanh nghiệp", "khdt", 3, "working_days", 4, online_share=0.85,
+       organizations=0.4, online="full"),
     _p("2.002041", "Đăng ký thay đổi nội dung đăng ký doanh nghiệp", "G09-KH02",
-       "Thành lập và hoạt động doanh nghiệp", "khdt", 3, "working_days", 6, online_share=0.9, organizations=1.0),
+       "Thành lập và hoạt động doanh nghiệp", "khdt", 3, "working_days", 6, online_share=0.9,
+       organizations=1.0, online="full"),
     _p("1.009645", "Cấp Giấy chứng nhận đăng ký đầu tư đối với dự án không thuộc diện chấp thuận chủ trương đầu tư",
        "G09-KH01", "Đầu tư tại Việt Nam", "khdt", 15, "working_days", 0.6, organizations=1.0),
     # Sở Tài nguyên và Môi trường (Sở Nông nghiệp và Môi trường from 01/3/2025)
     _p("1.004227", "Đăng ký biến động quyền sử dụng đất, quyền sở hữu tài sản gắn liền với đất", "G14-TN01",
        "Đất đai", "tnmt", 10, "working_days", 9, transfer_to="vpdk_dat_dai", financial_obligation=True,
-       organizations=0.08),
+       organizations=0.08, online="partial"),
     _p("1.004203", "Cấp Giấy chứng nhận quyền sử dụng đất, quyền sở hữu tài sản gắn liền với đất lần đầu",
        "G14-TN01", "Đất đai", "tnmt", 20, "working_days", 3, transfer_to="vpdk_dat_dai", financial_obligation=True,
        organizations=0.05),
@@ -141,16 +144,16 @@ PROCEDURES: tuple[Procedure, ...] = (
     _p("1.009972", "Cấp giấy phép xây dựng mới đối với công trình cấp I, cấp II", "G15-XD01", "Hoạt động xây dựng",
        "xay_dung", 20, "working_days", 1.2, organizations=0.7),
     _p("1.009987", "Cấp chứng chỉ hành nghề hoạt động xây dựng hạng II, hạng III", "G15-XD01", "Hoạt động xây dựng",
-       "xay_dung", 20, "working_days", 1, online_share=0.6, organizations=0.0),
+       "xay_dung", 20, "working_days", 1, online_share=0.6, organizations=0.0, online="partial"),
     _p("1.009794", "Thẩm định báo cáo nghiên cứu khả thi đầu tư xây dựng", "G15-XD01", "Hoạt động xây dựng",
        "xay_dung", 25, "calendar_days", 0.5, organizations=1.0),
     _p("1.002861", "Cấp phù hiệu xe ô tô kinh doanh vận tải", "G16-GT01", "Đường bộ", "gtvt", 2, "working_days", 4,
-       online_share=0.7, organizations=0.6),
+       online_share=0.7, organizations=0.6, online="full"),
     # Sở Công Thương
     _p("2.000620", "Cấp Giấy phép bán lẻ sản phẩm rượu", "G10-CT02", "Lưu thông hàng hóa trong nước", "cong_thuong",
        10, "working_days", 0.8, organizations=0.6),
     _p("2.000591", "Cấp Giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm", "G10-CT05", "An toàn thực phẩm",
-       "cong_thuong", 15, "working_days", 0.8, organizations=0.7),
+       "cong_thuong", 15, "working_days", 0.8, organizations=0.7, online="partial"),
     # Sở Y tế
     _p("1.003567", "Cấp chứng chỉ hành nghề khám bệnh, chữa bệnh", "G19-YT01", "Khám bệnh, chữa bệnh", "y_te", 20,
        "working_days", 1.2, organizations=0.0),
@@ -158,7 +161,7 @@ PROCEDURES: tuple[Procedure, ...] = (
        "working_days", 0.8, organizations=0.8),
     # Sở Lao động - Thương binh và Xã hội (Sở Nội vụ from 01/3/2025)
     _p("1.000459", "Cấp giấy phép lao động cho người lao động nước ngoài làm việc tại Việt Nam", "G20-LD01",
-       "Việc làm", "ldtbxh", 5, "working_days", 1.2, online_share=0.6, organizations=1.0),
+       "Việc làm", "ldtbxh", 5, "working_days", 1.2, online_share=0.6, organizations=1.0, online="partial"),
     _p("1.001776", "Giải quyết chế độ trợ cấp một lần đối với người có công", "G20-LD05", "Người có công", "ldtbxh",
        12, "working_days", 0.8, organizations=0.0),
     # Sở Nội vụ
@@ -166,15 +169,16 @@ PROCEDURES: tuple[Procedure, ...] = (
        "calendar_days", 0.2, organizations=1.0),
     # Communes and wards (the district for business households before 01/7/2025)
     _p("1.001193", "Đăng ký khai sinh", "G13-TP04", "Hộ tịch", "commune", 4, "working_hours", 14, online_share=0.3,
-       organizations=0.0),
-    _p("1.000894", "Đăng ký kết hôn", "G13-TP04", "Hộ tịch", "commune", 1, "working_days", 3, organizations=0.0),
+       organizations=0.0, online="full"),
+    _p("1.000894", "Đăng ký kết hôn", "G13-TP04", "Hộ tịch", "commune", 1, "working_days", 3,
+       organizations=0.0, online="partial"),
     _p("1.004873", "Cấp Giấy xác nhận tình trạng hôn nhân", "G13-TP04", "Hộ tịch", "commune", 3, "working_days", 6,
-       online_share=0.45, organizations=0.0),
+       online_share=0.45, organizations=0.0, online="partial"),
     _p("1.000656", "Đăng ký khai tử", "G13-TP04", "Hộ tịch", "commune", 0.5, "working_days", 2, organizations=0.0),
     _p("1.003003", "Chứng thực bản sao từ bản chính giấy tờ, văn bản", "G13-TP05", "Chứng thực", "commune", 8,
        "working_hours", 12, online_share=0.05, organizations=0.15),
     _p("2.000815", "Chứng thực chữ ký trong các giấy tờ, văn bản", "G13-TP05", "Chứng thực", "commune", 8,
-       "working_hours", 4, online_share=0.05, organizations=0.05),
+       "working_hours", 4, online_share=0.05, organizations=0.05, online="partial"),
     _p("1.003349", "Hòa giải tranh chấp đất đai", "G14-TN01", "Đất đai", "commune", 45, "calendar_days", 0.4,
        organizations=0.0),
     _p("2.000364", "Đăng ký thành lập hộ kinh doanh", "G09-KH03", "Thành lập và hoạt động của hộ kinh doanh",
@@ -207,6 +211,15 @@ class Catalogue:
 
     def unit(self, key: str) -> Unit:
         return self.departments[key]
+
+
+def province_calendar() -> str:
+    """The province's calendar file (deadlines.md §1) as the demo gives it to the services: the
+    procedures offered as online public services, for the `online_*` figures (indices.md)."""
+    lines = ["# The simulated province's calendar file (tthc_sim): its online public services.",
+             "procedures:"]
+    lines += [f'  "{p.code}": {{online: {p.online}}}' for p in PROCEDURES if p.online is not None]
+    return "\n".join(lines) + "\n"
 
 
 def all_agencies() -> dict[str, str]:

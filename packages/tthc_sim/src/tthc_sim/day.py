@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from tthc_contracts import format_ts, parse_ts
+from tthc_contracts import VN_TZ, format_ts, parse_ts
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import compute_due
 
@@ -87,14 +87,28 @@ def _received_data(rng: random.Random, a: _Arrival, received_at: datetime, book:
         "applicant": applicant,
     }
     if rng.random() < 0.9:
-        # NgayHenTra as the one-stop software printed it: right on most slips; an older release that
-        # does not know this year's days off prints a day early now and then (kept, never trusted).
-        cal = book.for_agency(a.handling.code)
-        due = compute_due(cal, received_at, cal.effective_start(received_at, apply_cutoff=True), value, unit)
-        if rng.random() < 0.05:
-            due = due - timedelta(days=1)
-        data["appointment_at"] = format_ts(due)
+        data["appointment_at"] = format_ts(_printed_appointment(rng, book, a, received_at))
     return data
+
+
+def _printed_appointment(
+    rng: random.Random, book: CalendarBook, a: _Arrival, received_at: datetime
+) -> datetime:
+    """NgayHenTra as the one-stop software printed it (kept and audited, never trusted, deadlines.md §9).
+
+    Right on most slips; some desks round it to the end of the due day (later than the law allows by
+    the rest of that day); an older release that does not know this year's days off prints it a
+    working day early now and then.
+    """
+    value, unit = a.procedure.duration
+    cal = book.for_agency(a.handling.code)
+    due = compute_due(cal, received_at, cal.effective_start(received_at, apply_cutoff=True), value, unit)
+    r = rng.random()
+    if r < 0.05:
+        return cal.subtract(due, cal.day_length_us)
+    if r < 0.17:
+        return cal.closing(due.astimezone(VN_TZ).date())
+    return due
 
 
 def generate_day(

@@ -52,32 +52,13 @@ from sqlalchemy.engine import Engine
 
 from tthc_common.background import BackgroundLoop
 from tthc_core.calendar import CalendarBook
-from tthc_core.indices import FIGURES
+from tthc_core.indices import FIGURE_HELP, FIGURES
 
 from .figures import current_figures
 from .store import read_watermark
 
 logger = logging.getLogger("tthc.metrics.gauges")
 
-FIGURE_HELP = {
-    "received": "Dossiers received in the period",
-    "closed": "Dossiers closed in the period",
-    "early": "Dossiers closed early (before the due date) in the period",
-    "on_time": "Dossiers closed on the due date in the period",
-    "late": "Dossiers closed late in the period",
-    "open_overdue": "Dossiers handled in the period, open and overdue at the cut",
-    "open_within": "Dossiers handled in the period, open and not overdue at the cut",
-    "on_time_rate": "(early + on_time) / closed (ND 61 art. 30)",
-    "i766_on_time_rate": "766 criterion 2.1 on-time rate over the dossiers handled in the period",
-    "i766_on_time_score": "20 x i766_on_time_rate (766 group 2 points)",
-    "single_visit_rate": "Closed dossiers with no supplementation request / closed",
-    "supplement_at_most_once_rate": "Closed dossiers with at most one supplementation request / closed",
-    "contact_score": "Mean over closed dossiers of 2 (no request), 1 (one), 0 (more) (TT 01/2018)",
-    "apology_coverage": "Late dossiers with an apology / late dossiers",
-    "apology_timely_rate": "Late dossiers whose first apology came by the at-risk moment / late dossiers",
-    "avg_processing_days": "Mean office time from start to judged close, stops excluded, in working days",
-}
-assert set(FIGURE_HELP) == set(FIGURES), "every figure needs a help text"
 
 LABELS = ("period", "agency", "field")
 WHOLE = ""  # the label value of "all agencies" / "all fields"
