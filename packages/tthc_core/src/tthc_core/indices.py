@@ -4,12 +4,21 @@ Input: every received dossier as it stood at the period's cut (the deadline fold
 before the cut, advanced to the cut) and the first `apology.issued` instant of each dossier. The
 same functions serve `tthc replay`'s `indices.json`, the metrics service's HTTP report and its
 Prometheus gauges.
+
+A dossier contributes to a period's figures through at most three `Tally`s of plain counts, each a
+fact of one moment, so that a service can keep them as counters instead of re-reading every dossier:
+- `received_facts`: when it was received (counted in the period that contains `received_at`);
+- `closed_facts`: when it closed (in the period that contains `closed_at`; fixed from then on);
+- `open_facts`: while it is open, at the cut (open, overdue, 766 on time: these move with the cut).
+A Tally adds up (`+`), and `figures(tally)` is the one place of every formula.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from fractions import Fraction
 from typing import Any, Iterable, Mapping
 
 from tthc_contracts import VN_TZ
@@ -77,32 +86,53 @@ class Period:
         return self.ends_at if now is None or now >= self.ends_at else now
 
 
-@dataclass(frozen=True)
-class DossierFigures:
-    """What one dossier contributes to a period's figures: plain values, so that a service may keep
-    them as counters; every formula over them is `aggregate`'s."""
+# The counts of a Tally (indices.md); every figure is a formula over them (`figures`).
+COUNTS = (
+    "handled",  # dossiers handled in the period: the 766 population
+    "received", "closed", "early", "on_time", "late", "open_overdue", "open_within",
+    "i766_on_time",
+    "closed_without_request",  # closed with no supplementation request: single visit
+    "closed_at_most_one_request",
+    "contact_points",  # 2 (no request), 1 (one), 0 (more), summed over the closed dossiers
+    "late_with_apology", "late_apology_timely",
+    "processed",  # closed dossiers whose processing time is in `processing_us`
+    "appointment_checked", "appointment_later", "appointment_earlier",
+    "online_received",
+)  # fmt: skip
 
-    group_keys: tuple[str, str, str, str]  # agency, field, procedure, channel
-    received: bool  # received in the period
-    closed: bool
-    outcome: str | None
-    open_overdue: bool
-    open_within: bool
-    supplement_requests: int
-    i766_on_time: bool
-    late_with_apology: bool
-    late_apology_timely: bool
-    processing_days: float | None
-    # Facts of the receipt, counted by the figures of the dossiers received in the period:
-    appointment_checked: bool  # the receipt carried an appointment (deadlines.md §9)
-    appointment_later: bool  # ... later than the law allows, beyond the calendar file's tolerance
-    appointment_earlier: bool  # ... earlier than the legal due date, beyond the tolerance
-    online: bool  # received through the online channel
-    offered_online: bool  # the calendar file marks its procedure `online: partial | full`
 
-    @property
-    def procedure_code(self) -> str:
-        return self.group_keys[2]
+@dataclass
+class Tally:
+    """What some dossiers contribute to a period's figures; tallies add up.
+
+    `processing_us` keeps the office time from start to judged close (stops excluded) exactly, in
+    microseconds, per working-day length (µs) of the dossiers' calendars, so that the average in
+    working days does not depend on the order in which dossiers were added. The procedure sets count
+    distinct procedures of the dossiers received in the period (online uptake).
+    """
+
+    counts: Counter[str] = field(default_factory=Counter)
+    processing_us: Counter[int] = field(default_factory=Counter)
+    procedures_offered_online: set[str] = field(default_factory=set)
+    procedures_with_online: set[str] = field(default_factory=set)
+
+    def __iadd__(self, other: Tally) -> Tally:
+        self.counts.update(other.counts)
+        self.processing_us.update(other.processing_us)
+        self.procedures_offered_online |= other.procedures_offered_online
+        self.procedures_with_online |= other.procedures_with_online
+        return self
+
+    def __add__(self, other: Tally) -> Tally:
+        total = Tally()
+        total += self
+        total += other
+        return total
+
+
+def group_keys(d: Dossier) -> tuple[str, str, str, str]:
+    """agency (the one holding the dossier), field, procedure, channel: the groupings of `GROUPINGS`."""
+    return (d.handling_agency.code, d.field_code, d.procedure_code, d.channel)
 
 
 def _first_apology(d: Dossier, issued_at: datetime | None) -> datetime | None:
@@ -110,112 +140,151 @@ def _first_apology(d: Dossier, issued_at: datetime | None) -> datetime | None:
     return min(times) if times else None
 
 
-def dossier_figures(
-    d: Dossier, period: Period, cut: datetime, book: CalendarBook, issued_at: datetime | None = None
-) -> DossierFigures | None:
-    """None when the dossier was not handled in the period (received after the cut or closed before P0)."""
-    p0 = period.begins_at
-    if d.received_at >= cut or (d.closed_at is not None and d.closed_at < p0):
-        return None
-    closed = d.closed_at is not None and p0 <= d.closed_at < cut
-    still_open = d.closed_at is None or d.closed_at >= cut
-    overdue = still_open and d.is_overdue_at(cut)
-    cal = d.calendar(book)
-
-    # 766 criterion 2.1
-    if closed:
-        end = d.judged_close
-    elif still_open and d.clock == "awaiting_supplement":
-        end = d.stops[-1].start
-    else:
-        end = cut
-    assert end is not None
+def _i766_on_time(d: Dossier, end: datetime) -> bool:
+    """766 criterion 2.1 for a dossier whose `end` is given (the judged close, the cut, or the pending
+    supplementation request): at most one request before `end`, and `end - supp <= due_at_receipt`."""
     supp = sum(
         ((s.end - s.start) for s in d.stops if s.kind == "supplement" and s.end is not None and s.end <= end),
         timedelta(0),
     )
     requests_before_end = sum(1 for t in d.supplement_requested_at if t <= end)
-    i766_on_time = requests_before_end <= 1 and end - supp <= d.due_at_receipt
+    return requests_before_end <= 1 and end - supp <= d.due_at_receipt
 
-    processing_days = None
-    if closed:
-        j = d.judged_close
-        assert j is not None
-        worked = cal.between(d.start_at, j) - sum(cal.between(s.start, s.end) for s in d.completed_stops(j))
-        processing_days = worked / cal.day_length_us
 
-    late = closed and d.outcome == "late"
-    first_apology = _first_apology(d, issued_at) if late else None
-    deadline_for_apology = d.at_risk_at or d.due_at
-    appointment = appointment_verdict(d, book)
-    return DossierFigures(
-        group_keys=(d.handling_agency.code, d.field_code, d.procedure_code, d.channel),
-        received=p0 <= d.received_at < cut,
-        closed=closed,
-        outcome=d.outcome if closed else None,
-        open_overdue=overdue,
-        open_within=still_open and not overdue,
-        supplement_requests=len([t for t in d.supplement_requested_at if d.closed_at is None or t < d.closed_at]),
-        i766_on_time=i766_on_time,
-        late_with_apology=first_apology is not None,
-        late_apology_timely=first_apology is not None and first_apology <= deadline_for_apology,
-        processing_days=processing_days,
-        appointment_checked=appointment is not None,
-        appointment_later=appointment == "later",
-        appointment_earlier=appointment == "earlier",
-        online=d.channel == "online",
-        offered_online=book.online_level(d.procedure_code) is not None,
-    )
+def received_facts(d: Dossier, book: CalendarBook) -> Tally:
+    """What the receipt contributes to the period containing `received_at`."""
+    tally = Tally()
+    c = tally.counts
+    c["received"] = 1
+    verdict = appointment_verdict(d, book)
+    c["appointment_checked"] = int(verdict is not None)
+    c["appointment_later"] = int(verdict == "later")
+    c["appointment_earlier"] = int(verdict == "earlier")
+    online = d.channel == "online"
+    c["online_received"] = int(online)
+    # indices.md: procedures with no dossier in the period are not seen, so not counted
+    if book.online_level(d.procedure_code) is not None:
+        tally.procedures_offered_online.add(d.procedure_code)
+        if online:
+            tally.procedures_with_online.add(d.procedure_code)
+    return tally
+
+
+def closed_facts(d: Dossier, book: CalendarBook, issued_at: datetime | None = None) -> Tally:
+    """What a closed dossier contributes to the period containing `closed_at` (a dossier closed in the
+    period is handled in it). `issued_at`: its first `apology.issued`, if any."""
+    assert d.closed_at is not None and d.judged_close is not None
+    tally = Tally()
+    c = tally.counts
+    j = d.judged_close
+    requests = len([t for t in d.supplement_requested_at if t < d.closed_at])
+    c["handled"] = 1
+    c["closed"] = 1
+    if d.outcome is not None:
+        c[d.outcome] = 1
+    c["i766_on_time"] = int(_i766_on_time(d, j))
+    c["closed_without_request"] = int(requests == 0)
+    c["closed_at_most_one_request"] = int(requests <= 1)
+    c["contact_points"] = max(0, 2 - requests)
+    if d.outcome == "late":
+        first_apology = _first_apology(d, issued_at)
+        c["late_with_apology"] = int(first_apology is not None)
+        c["late_apology_timely"] = int(first_apology is not None and first_apology <= (d.at_risk_at or d.due_at))
+    cal = d.calendar(book)
+    worked = cal.between(d.start_at, j) - sum(cal.between(s.start, s.end) for s in d.completed_stops(j))
+    c["processed"] = 1
+    tally.processing_us[cal.day_length_us] = worked
+    return tally
+
+
+def open_facts(d: Dossier, cut: datetime) -> Tally:
+    """What a dossier received before `cut` and still open there contributes at `cut` (it is handled in
+    every period whose cut this is)."""
+    tally = Tally()
+    c = tally.counts
+    overdue = d.is_overdue_at(cut)
+    c["handled"] = 1
+    c["open_overdue"] = int(overdue)
+    c["open_within"] = int(not overdue)
+    # 766: still in progress, `end` is the cut, or the time of the pending supplementation request
+    end = d.stops[-1].start if d.clock == "awaiting_supplement" else cut
+    c["i766_on_time"] = int(_i766_on_time(d, end))
+    return tally
+
+
+def dossier_tally(d: Dossier, period: Period, cut: datetime, book: CalendarBook,
+                  issued_at: datetime | None = None) -> Tally | None:
+    """What the dossier, as it stood at `cut`, contributes to the period's figures; None when it was not
+    handled in the period (received after the cut or closed before P0)."""
+    p0 = period.begins_at
+    if d.received_at >= cut or (d.closed_at is not None and d.closed_at < p0):
+        return None
+    tally = received_facts(d, book) if p0 <= d.received_at else Tally()
+    if d.closed_at is not None and d.closed_at < cut:
+        tally += closed_facts(d, book, issued_at)
+    else:
+        tally += open_facts(d, cut)
+    return tally
 
 
 def _rate(numerator: float, denominator: int) -> float | None:
     return None if denominator == 0 else round(numerator / denominator, 4)
 
 
-def aggregate(rows: Iterable[DossierFigures]) -> dict[str, Any]:
-    rows = list(rows)
-    closed = [r for r in rows if r.closed]
-    late = [r for r in closed if r.outcome == "late"]
-    n_closed = len(closed)
-    early = sum(r.outcome == "early" for r in closed)
-    on_time = sum(r.outcome == "on_time" for r in closed)
-    i766 = _rate(sum(r.i766_on_time for r in rows), len(rows))
-    days = [r.processing_days for r in closed if r.processing_days is not None]
-    received = [r for r in rows if r.received]
-    checked = [r for r in received if r.appointment_checked]
-    appointment_later = sum(r.appointment_later for r in checked)
-    online_received = sum(r.online for r in received)
-    # Distinct procedures among this group's dossiers received in the period; a procedure without any
-    # dossier is not seen (indices.md).
-    offered = {r.procedure_code for r in received if r.offered_online}
-    with_online = {r.procedure_code for r in received if r.offered_online and r.online}
+def figures(tally: Tally) -> dict[str, Any]:
+    """Every figure of indices.md from a tally: the one place of the formulas."""
+    c = tally.counts
+    closed, late, received, checked = c["closed"], c["late"], c["received"], c["appointment_checked"]
+    i766 = _rate(c["i766_on_time"], c["handled"])
+    offered, with_online = len(tally.procedures_offered_online), len(tally.procedures_with_online)
+    processed = c["processed"]
+    # The mean of the dossiers' working days, each exact (µs / day length), added exactly: no order effect.
+    worked_days = sum((Fraction(us, length) for length, us in sorted(tally.processing_us.items())), Fraction(0))
     return {
-        "received": len(received),
-        "closed": n_closed,
-        "early": early,
-        "on_time": on_time,
-        "late": len(late),
-        "open_overdue": sum(r.open_overdue for r in rows),
-        "open_within": sum(r.open_within for r in rows),
-        "on_time_rate": _rate(early + on_time, n_closed),
+        "received": received,
+        "closed": closed,
+        "early": c["early"],
+        "on_time": c["on_time"],
+        "late": late,
+        "open_overdue": c["open_overdue"],
+        "open_within": c["open_within"],
+        "on_time_rate": _rate(c["early"] + c["on_time"], closed),
         "i766_on_time_rate": i766,
         "i766_on_time_score": None if i766 is None else round(20 * i766, 4),
-        "single_visit_rate": _rate(sum(r.supplement_requests == 0 for r in closed), n_closed),
-        "supplement_at_most_once_rate": _rate(sum(r.supplement_requests <= 1 for r in closed), n_closed),
-        "contact_score": _rate(sum(max(0, 2 - r.supplement_requests) for r in closed), n_closed),
-        "apology_coverage": _rate(sum(r.late_with_apology for r in late), len(late)),
-        "apology_timely_rate": _rate(sum(r.late_apology_timely for r in late), len(late)),
-        "appointment_checked": len(checked),
-        "appointment_later": appointment_later,
-        "appointment_earlier": sum(r.appointment_earlier for r in checked),
-        "appointment_later_rate": _rate(appointment_later, len(checked)),
-        "online_received": online_received,
-        "online_rate": _rate(online_received, len(received)),
-        "procedures_offered_online": len(offered),
-        "procedures_with_online": len(with_online),
-        "online_uptake_rate": _rate(len(with_online), len(offered)),
-        "avg_processing_days": None if not days else round(sum(days) / len(days), 4),
+        "single_visit_rate": _rate(c["closed_without_request"], closed),
+        "supplement_at_most_once_rate": _rate(c["closed_at_most_one_request"], closed),
+        "contact_score": _rate(c["contact_points"], closed),
+        "apology_coverage": _rate(c["late_with_apology"], late),
+        "apology_timely_rate": _rate(c["late_apology_timely"], late),
+        "appointment_checked": checked,
+        "appointment_later": c["appointment_later"],
+        "appointment_earlier": c["appointment_earlier"],
+        "appointment_later_rate": _rate(c["appointment_later"], checked),
+        "online_received": c["online_received"],
+        "online_rate": _rate(c["online_received"], received),
+        "procedures_offered_online": offered,
+        "procedures_with_online": with_online,
+        "online_uptake_rate": _rate(with_online, offered),
+        "avg_processing_days": None if not processed else round(float(worked_days) / processed, 4),
     }
+
+
+def tables(tallies: Mapping[tuple[str, str, str, str], Tally], period: Period,
+           groupings: Iterable[str] = GROUPINGS) -> dict[str, Any]:
+    """`indices.json` from tallies keyed by `group_keys`: the total and one table per grouping."""
+    total = Tally()
+    for tally in tallies.values():
+        total += tally
+    result: dict[str, Any] = {"from": period.start.isoformat(), "to": period.end.isoformat(),
+                              "total": figures(total)}
+    for grouping in groupings:
+        i = GROUPINGS.index(grouping)
+        groups: dict[str, Tally] = {}
+        for keys, tally in tallies.items():
+            groups.setdefault(keys[i], Tally())
+            groups[keys[i]] += tally
+        result[f"by_{grouping}"] = {key: figures(groups[key]) for key in sorted(groups)}
+    return result
 
 
 def compute_indices(
@@ -228,16 +297,10 @@ def compute_indices(
 ) -> dict[str, Any]:
     """`indices.json`: the total and one table per grouping, every figure of indices.md."""
     issued_at = issued_at or {}
-    rows = [
-        f
-        for d in dossiers
-        if (f := dossier_figures(d, period, cut, book, issued_at.get(d.dossier_id))) is not None
-    ]
-    result: dict[str, Any] = {"from": period.start.isoformat(), "to": period.end.isoformat(), "total": aggregate(rows)}
-    for grouping in groupings:
-        i = GROUPINGS.index(grouping)
-        groups: dict[str, list[DossierFigures]] = {}
-        for r in rows:
-            groups.setdefault(r.group_keys[i], []).append(r)
-        result[f"by_{grouping}"] = {key: aggregate(groups[key]) for key in sorted(groups)}
-    return result
+    tallies: dict[tuple[str, str, str, str], Tally] = {}
+    for d in dossiers:
+        tally = dossier_tally(d, period, cut, book, issued_at.get(d.dossier_id))
+        if tally is not None:
+            tallies.setdefault(group_keys(d), Tally())
+            tallies[group_keys(d)] += tally
+    return tables(tallies, period, groupings)
