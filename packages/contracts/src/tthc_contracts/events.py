@@ -307,7 +307,3 @@ def parse_dossier_event_json(text: str | bytes) -> Any:
         except ValueError:
             raise EventValidationError([FieldError(field="(event)", reason="not valid JSON")]) from None
         return parse_dossier_event(raw)
-
-
-def event_to_json_dict(event: BaseModel) -> dict[str, Any]:
-    return event.model_dump(mode="json", exclude_none=False)

@@ -83,10 +83,6 @@ class WorkingCalendar:
     def day_length_us(self) -> int:
         return self._day_len  # type: ignore[attr-defined]
 
-    @property
-    def day_length_hours(self) -> float:
-        return us_to_hours(self.day_length_us)
-
     def is_working_day(self, day: date) -> bool:
         year_set = self._year_sets.get(day.year)  # type: ignore[attr-defined]
         if year_set is None:
@@ -214,9 +210,6 @@ class WorkingCalendar:
             remaining -= available
         return None, remaining
 
-    def add_hours(self, start: datetime, hours: float) -> datetime:
-        return self.add(start, hours_to_us(hours))
-
     def add_working_days(self, start: datetime, days: float) -> datetime:
         return self.add(start, round(days * self.day_length_us))
 
@@ -244,9 +237,6 @@ class WorkingCalendar:
             if hi > lo:
                 total += hi - lo
         return total
-
-    def between_hours(self, a: datetime, b: datetime) -> float:
-        return us_to_hours(self.between(a, b))
 
     # -- §7 subtracting office time (the at-risk instant) ---------------------------------------
     def subtract(self, t: datetime, amount_us: int) -> datetime:

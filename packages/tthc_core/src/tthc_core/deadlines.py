@@ -398,7 +398,7 @@ class DossierMachine:
         )
 
     # -- time -------------------------------------------------------------------------------------
-    def advance(self, now: datetime, *, inclusive_overdue: bool = False) -> None:
+    def advance(self, now: datetime) -> None:
         """Let event time pass up to `now`, emitting at-risk and overdue moments in time order."""
         st = self.state
         if st is None:
@@ -572,7 +572,9 @@ class DossierMachine:
         # A late event may change how the close is judged (a pause that arrived after the close): the
         # corrected deadline.closed is published again, numbered, so the last one published is always
         # the dossier's outcome, even when it goes back to an earlier judgement.
-        signature = f"{format_ts(st.closed_at)}|{st.outcome}|{format_ts(st.due_at)}|{st.late_by_hours}"
+        # The agency is part of it: a transfer posted late changes who holds the closed dossier.
+        signature = (f"{format_ts(st.closed_at)}|{st.outcome}|{format_ts(st.due_at)}|{st.late_by_hours}"
+                     f"|{st.handling_agency.code}")
         published = dict(_closes(self._already | st.emitted))
         if published and published[max(published)] == signature:
             st.emitted.add(f"closed#{max(published)}|{signature}")
