@@ -43,15 +43,20 @@ async def test_runs_at_start_then_on_wake_or_interval_and_stops() -> None:
 
 async def test_a_step_that_says_more_runs_again_at_once() -> None:
     pending = [3]
+    rounds: list[int] = []
 
     async def step() -> bool:
+        rounds.append(pending[0])
         pending[0] -= 1
         return pending[0] > 0
 
     loop = BackgroundLoop("test-more", step, interval_s=60.0)
     loop.start()
-    await until(lambda: pending[0] == 0)
+    # three rounds back to back, long before the 60 s interval; then it waits (no fourth round)
+    await until(lambda: pending[0] == 0, timeout_s=2.0)
+    await asyncio.sleep(0.05)
     await loop.stop()
+    assert rounds == [3, 2, 1]
 
 
 async def test_a_failure_is_reported_without_its_message_and_retried(caplog: pytest.LogCaptureFixture) -> None:
