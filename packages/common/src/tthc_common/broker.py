@@ -188,3 +188,24 @@ def consumer_options(settings: ServiceSettings, *, group_suffix: str = "",
         "auto_offset_reset": auto_offset_reset,
         **extra,
     }
+
+
+# -- AsyncAPI (`/asyncapi`): what a service consumes and publishes, with the contract's payload schemas -----
+def document_payload(subscriber: Any, payload: Any, name: str) -> None:
+    """Declare the payload of `subscriber`, whose handler takes the raw `KafkaMessage` (so that parsing and
+    dead-lettering stay ours), as `payload` (a contract model or union) in the AsyncAPI document."""
+    from fast_depends.pydantic._compat import create_model, get_config_base
+    from faststream.specification.asyncapi.message import get_model_schema
+
+    spec = subscriber.specification
+    body = get_model_schema(call=create_model("", __config__=get_config_base(), response__=(payload, ...)),
+                            prefix=f"{spec.name}:Message")
+    # The specification classes use __slots__: a subclass of the object's own class that answers this body.
+    spec.__class__ = type(type(spec).__name__, (type(spec),),
+                          {"__slots__": (), "get_payloads": lambda self: [(body, name)]})
+
+
+def declare_publisher(router: KafkaRouter, topic: str, payload: Any, *, title: str, description: str) -> None:
+    """Declare in the AsyncAPI document that the service publishes `payload` to `topic` (it publishes
+    through its outbox relay; this publisher object only describes it)."""
+    router.publisher(topic, schema=payload, title=title, description=description)
