@@ -1,12 +1,21 @@
-"""Small helpers for tests that run against real servers: free ports and throwaway PostgreSQL databases."""
+"""Small helpers for tests that run against real servers: free ports, throwaway PostgreSQL databases, a
+Kafka broker of a test's own."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_ports(n: int) -> list[int]:
@@ -51,3 +60,43 @@ def fresh_databases(postgres_url: str, names: list[str]) -> Iterator[list[str]]:
         with psycopg.connect(admin, autocommit=True) as conn:
             for db in unique:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+
+
+class KeptBroker:
+    """A Kafka broker of a test's own (deploy/local/kafka.sh) whose topics survive a crash and a restart:
+    `start()`, `kill()` (SIGKILL, as a crash), `stop()` (and its data removed by `remove()`)."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_ports(1)[0]
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def _run(self, command: str) -> None:
+        env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_DATA_DIR": str(self.data_dir),
+               "KAFKA_KEEP_DATA": "1"}
+        subprocess.run([str(ROOT / "deploy/local/kafka.sh"), command], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=180)
+
+    def start(self) -> None:
+        self._run("start")
+
+    def kill(self) -> None:
+        pid = int((self.data_dir / "kafka.pid").read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._run("stop")
+
+    def __enter__(self) -> KeptBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)

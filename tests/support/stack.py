@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "deadline", "apology", "metrics")
 
 
-def _load_stack_module() -> ModuleType:
-    # deploy/local is not a package: load stack.py by path, under a name of its own.
-    spec = importlib.util.spec_from_file_location("tthc_local_stack", ROOT / "deploy" / "local" / "stack.py")
+def _load_local(name: str) -> ModuleType:
+    # deploy/local is not a package: load its modules by path, under names of their own.
+    spec = importlib.util.spec_from_file_location(f"tthc_local_{name}", ROOT / "deploy" / "local" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -26,7 +26,8 @@ def _load_stack_module() -> ModuleType:
     return module
 
 
-stack_module = _load_stack_module()
+stack_module = _load_local("stack")
+replay_check = _load_local("replay_check")  # the services next to `tthc replay` (also `make demo`'s check)
 
 
 @contextmanager
