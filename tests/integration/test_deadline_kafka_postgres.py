@@ -359,3 +359,80 @@ async def test_a_service_killed_mid_stream_and_restarted_ends_like_one_that_neve
         steady.stop()
         killed_db.dispose()
         steady_db.dispose()
+
+
+async def consumed_by(service: DeadlineProcess) -> float:
+    async with httpx.AsyncClient(base_url=service.url) as http:
+        text = (await http.get("/metrics")).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("tthc_deadline_consumed_events_total{"))
+
+
+async def test_two_replicas_in_one_group_end_like_one_service(
+    kafka_bootstrap: str, pg_database_url: str, second_pg_database_url: str, tmp_path: Path
+) -> None:
+    """Issue 10.3: replicas share the work of a 4-partition topic without a lock shared by all dossiers
+    (per-partition watermark rows, per-shard state counts) and end exactly where one service ends."""
+    rng = random.Random(1010)
+    stream = dossier_stream(rng, 80)
+    unique = len({(e["source"], e["event_id"]) for e in stream})
+    until = datetime(2026, 4, 1, tzinfo=VN_TZ)
+    run = uuid.uuid4().hex[:8]
+    pair_topics, single_topics = Topics(f"t-{run}-pair."), Topics(f"t-{run}-single.")
+    await asyncio.gather(create_topics(kafka_bootstrap, pair_topics), create_topics(kafka_bootstrap, single_topics))
+    common = {"DEADLINE_PUBLISH_TICKS": "false", "DEADLINE_BATCH_MAX_RECORDS": "20"}
+    replicas = [DeadlineProcess(bootstrap=kafka_bootstrap, database_url=pg_database_url, prefix=pair_topics.prefix,
+                                log=tmp_path / f"replica-{i}.log", DEADLINE_INSTANCE_NAME=f"replica-{i}", **common)
+                for i in (1, 2)]
+    single = DeadlineProcess(bootstrap=kafka_bootstrap, database_url=second_pg_database_url,
+                             prefix=single_topics.prefix, log=tmp_path / "single.log", **common)
+    pair_db, single_db = sa.create_engine(pg_database_url), sa.create_engine(second_pg_database_url)
+    try:
+        replicas[0].start()
+        await replicas[0].ready()  # migrations run once; then the second joins the group
+        replicas[1].start()
+        single.start()
+        await asyncio.gather(replicas[1].ready(), single.ready())
+        await asyncio.sleep(3)  # the group's rebalance gives each replica its partitions
+        for topics in (pair_topics, single_topics):
+            await produce(kafka_bootstrap, topics.dossier_events, stream)
+            await produce_tick(kafka_bootstrap, topics.deadline_ticks, until)
+        await asyncio.gather(until_caught_up(pair_db, unique, until, replicas[0]),
+                             until_caught_up(single_db, unique, until, single))
+        assert all(await asyncio.gather(*(consumed_by(r) for r in replicas))), "each replica took a share"
+
+        async with httpx.AsyncClient(base_url=replicas[1].url) as a, httpx.AsyncClient(base_url=single.url) as b:
+            pair_rows = (await a.get("/v1/dossiers", params={"page_size": 500})).json()
+            single_rows = (await b.get("/v1/dossiers", params={"page_size": 500})).json()
+        assert pair_rows["total"] == single_rows["total"] == 80
+        assert pair_rows["items"] == single_rows["items"]
+        # the kept state counts (summed over the replicas' shards) are the rows' counts
+        with pair_db.connect() as conn:
+            kept = dict(conn.execute(sa.text(
+                "SELECT state, sum(dossiers) FROM deadline_state_counts GROUP BY state HAVING sum(dossiers) > 0")).all())
+            counted = dict(conn.execute(sa.text("SELECT state, count(*) FROM deadline_dossiers GROUP BY state")).all())
+            shards = set(conn.execute(sa.text("SELECT DISTINCT shard FROM deadline_state_counts")).scalars())
+        assert kept == counted
+        assert len(shards) > 1
+        # Derived events: every one the pure fold of the whole stream makes, each once (ids are
+        # deterministic); the last deadline.closed of each dossier is its outcome. (Live, either may also
+        # have announced a moment that an event arriving later made moot: time had reached it.)
+        by_dossier: dict[str, list[Any]] = {}
+        for raw in stream:
+            by_dossier.setdefault(raw["dossier_id"], []).append(parse_dossier_event(raw))
+        book = CalendarBook()
+        expected_ids = {e.event_id for evs in by_dossier.values() for e in fold(evs, book, until)[1]
+                        if e.type != "deadline.closed"}
+        for topics in (pair_topics, single_topics):
+            derived = [json.loads(r.value) for r in await read_all(kafka_bootstrap, topics.deadline_events)]
+            by_id: dict[str, dict[str, Any]] = {}
+            for e in derived:
+                assert by_id.setdefault(e["event_id"], e) == e
+            assert expected_ids <= set(by_id)
+            last_close = {e["dossier_id"]: e["data"]["outcome"] for e in derived if e["type"] == "deadline.closed"}
+            assert last_close == {r["dossier_id"]: r["outcome"] for r in single_rows["items"] if r["state"] == "closed"}
+    finally:
+        for service in (*replicas, single):
+            service.stop()
+        pair_db.dispose()
+        single_db.dispose()
