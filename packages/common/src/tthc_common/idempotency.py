@@ -58,16 +58,10 @@ def mark_processed_many(session: Session, consumer: str,
     rows = [{"consumer": consumer, "source": source, "event_id": event_id, "processed_at": now}
             for source, event_id in unique]
     table = ProcessedEvent.__table__  # type: ignore[attr-defined]
-    new: set[tuple[str, str]] = set()
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        stmt = dialect_insert(session, table).values(rows[start:start + _ROWS_PER_STATEMENT])
-        stmt = stmt.on_conflict_do_nothing().returning(table.c.source, table.c.event_id)
-        new.update((source, event_id) for source, event_id in session.execute(stmt))
-    return new
-
-
-# SQLite allows 32,766 bound parameters per statement; four columns a row.
-_ROWS_PER_STATEMENT = 5000
+    # One statement compiled once (executemany: SQLAlchemy sends the rows in "insertmanyvalues" batches);
+    # a row whose key exists is skipped and not returned.
+    stmt = dialect_insert(session, table).on_conflict_do_nothing().returning(table.c.source, table.c.event_id)
+    return {(source, event_id) for source, event_id in session.execute(stmt, rows)}
 
 
 def was_processed(session: Session, consumer: str, source: str, event_id: str) -> bool:

@@ -126,7 +126,8 @@ class Dossier:
 
     @property
     def duration(self) -> Duration:
-        return Duration(value=self.duration_value, unit=self.duration_unit)
+        # Validated when the receipt was (a hot path: every derived event carries it).
+        return Duration.model_construct(value=self.duration_value, unit=self.duration_unit)
 
     @property
     def is_closed(self) -> bool:

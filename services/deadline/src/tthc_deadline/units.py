@@ -187,15 +187,18 @@ def _write_dossiers(session: Session, inserted: list[dict[str, Any]], updated: l
         session.execute(_UPDATE_DOSSIER, [{f"b_{k}": v for k, v in row.items()} for row in updated])
 
 
-def _event_logs(session: Session, dossier_ids: list[str]) -> dict[str, list[Any]]:
-    """The logged events of these dossiers, parsed, in the order they were logged."""
+def _event_logs(session: Session, dossier_ids: list[str], parsed: dict[tuple[str, str], Any]) -> dict[str, list[Any]]:
+    """The logged events of these dossiers, in the order they were logged; `parsed`: events at hand
+    (this batch's), by (source, event_id), not parsed again."""
     logs: dict[str, list[Any]] = defaultdict(list)
     if dossier_ids:
-        rows = session.execute(select(_EVENT_LOG.c.dossier_id, _EVENT_LOG.c.payload)
+        rows = session.execute(select(_EVENT_LOG.c.dossier_id, _EVENT_LOG.c.source, _EVENT_LOG.c.event_id,
+                                      _EVENT_LOG.c.payload)
                                .where(_EVENT_LOG.c.dossier_id.in_(dossier_ids))
                                .order_by(_EVENT_LOG.c.dossier_id, _EVENT_LOG.c.id))
-        for dossier_id, payload in rows:
-            logs[dossier_id].append(dossier_event_adapter.validate_json(payload))
+        for dossier_id, source, event_id, payload in rows:
+            event = parsed.get((source, event_id))
+            logs[dossier_id].append(event if event is not None else dossier_event_adapter.validate_json(payload))
     return logs
 
 
@@ -367,7 +370,7 @@ def apply_dossier_events(
         if row.calendar_version != calendar.version or not in_order(state, events):
             to_refold.append(dossier_id)
 
-    logs = _event_logs(session, to_refold)
+    logs = _event_logs(session, to_refold, {(i.event.source, i.event.event_id): i.event for i in fresh})
     counts = _StateCounts()
     inserted: list[dict[str, Any]] = []
     updated: list[dict[str, Any]] = []
@@ -472,7 +475,7 @@ def _refold_stored(session: Session, calendar: ActiveCalendar, dossier_ids: list
     rows = {row.dossier_id: row for row in session.execute(
         select(_DOSSIERS.c.dossier_id, _DOSSIERS.c.state, _DOSSIERS.c.state_json, _DOSSIERS.c.calendar_version)
         .where(_DOSSIERS.c.dossier_id.in_(dossier_ids)))}
-    logs = _event_logs(session, dossier_ids)
+    logs = _event_logs(session, dossier_ids, {})
     updated, queued = [], []
     for dossier_id in dossier_ids:
         row = rows[dossier_id]
