@@ -31,12 +31,12 @@ from tthc_core.calendar import CalendarBook
 from tthc_core.calendar_config import CalendarFileError
 from tthc_core.deadlines import fold
 from tthc_core.indices import FIGURES, GROUPINGS, Period
-from tthc_core.replay import replay
 from tthc_metrics.app import create_app
 from tthc_metrics.config import MetricsSettings
 from tthc_metrics.models import DossierRow
 
 from tests.support.examples import examples
+from tests.support.replayed import replayed, without_service_fields
 
 EXAMPLES = [e.name for e in examples()]
 
@@ -57,20 +57,6 @@ class Example:
     @property
     def period(self) -> Period:
         return Period(date.fromisoformat(self.period_from), date.fromisoformat(self.period_to))
-
-
-def replayed(lines: list[str], period: Period, until: str | datetime, calendar: Path | None = None) -> dict[str, Any]:
-    """`indices.json` of `tthc replay --until UNTIL --from P0 --to P1` over these event lines."""
-    until_at = until if isinstance(until, datetime) else datetime.fromisoformat(until)
-    book = CalendarBook(load_calendar(calendar))
-    result = replay([parse_dossier_event(json.loads(line)) for line in lines], book, until_at, period)
-    assert result.indices is not None
-    return result.indices
-
-
-def without_service_fields(result: dict[str, Any]) -> dict[str, Any]:
-    """The service's answer less what replay's indices.json does not have (`cut`, `names`)."""
-    return {k: v for k, v in result.items() if k not in ("cut", "names")}
 
 
 def load_example(name: str) -> Example:

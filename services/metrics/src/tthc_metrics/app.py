@@ -26,7 +26,7 @@ from tthc_core.calendar import CalendarBook
 
 from . import http, units
 from .config import MetricsSettings
-from .consumers import parse_apology_record, parse_deadline_record, parse_dossier_record, register_consumers
+from .consumers import APOLOGY_GROUP, DEADLINE_GROUP, parse_apology_record, parse_deadline_record, parse_dossier_record, register_consumers
 from .gauges import GaugeRefresher, IndexGauges
 from .metrics import MetricsServiceMetrics
 
@@ -77,11 +77,12 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         metrics=MetricsServiceMetrics(registry),
         gauges=gauges,
         refresher=GaugeRefresher(engine, book, gauges, settings.gauge_refresh_interval_s, registry),
-        dossier_events=runners("metrics.dossier-events", parse=parse_dossier_record,
+        # Named by consumer group: the name a dead letter carries (`tthc-dead-letter-consumer`).
+        dossier_events=runners(settings.consumer_group, parse=parse_dossier_record,
                                unit=partial(units.apply_dossier_events, book=book)),
-        apology_events=runners("metrics.apology-events", parse=parse_apology_record,
+        apology_events=runners(settings.consumer_group + APOLOGY_GROUP, parse=parse_apology_record,
                                unit=units.apply_apology_events),
-        deadline_events=runners("metrics.deadline-events", parse=parse_deadline_record,
+        deadline_events=runners(settings.consumer_group + DEADLINE_GROUP, parse=parse_deadline_record,
                                 unit=units.apply_deadline_events),
     )
     register_consumers(router, deps)

@@ -29,6 +29,10 @@ from tthc_contracts.events import DossierEvent, parse_dossier_event_json
 if TYPE_CHECKING:
     from .app import Deps
 
+# group id suffixes: each topic is read by a group of its own, so none waits on another's rebalances
+APOLOGY_GROUP = "-apology"
+DEADLINE_GROUP = "-deadline"
+
 
 def _value(record: Any) -> bytes:
     if record.value is None:
@@ -82,13 +86,13 @@ def register_consumers(router: KafkaRouter, deps: Deps) -> None:
         deps.metrics.stored(await deps.dossier_events.run(msg.raw_message))
 
     @router.subscriber(topics.apology_events, decoder=_records_only,
-                       **batch_options(settings, group_suffix="-apology"),
+                       **batch_options(settings, group_suffix=APOLOGY_GROUP),
                        description="Apology events: the first apology.issued instant of each dossier")
     async def on_apology_events(events: ApologyEvents, msg: KafkaMessage) -> None:
         deps.metrics.stored(await deps.apology_events.run(msg.raw_message))
 
     @router.subscriber(topics.deadline_events, decoder=_records_only,
-                       **batch_options(settings, group_suffix="-deadline"),
+                       **batch_options(settings, group_suffix=DEADLINE_GROUP),
                        description="Deadline events: each dossier's first close, counted by agency and outcome")
     async def on_deadline_events(events: DeadlineEvents, msg: KafkaMessage) -> None:
         deps.metrics.stored(await deps.deadline_events.run(msg.raw_message))

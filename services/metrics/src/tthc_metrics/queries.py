@@ -73,6 +73,8 @@ def dossiers_at_cut(session: Session, book: CalendarBook, p0: datetime,
     issued = dict(session.execute(
         select(DOSSIERS.c.dossier_id, DOSSIERS.c.first_apology_at)
         .where(handled, DOSSIERS.c.first_apology_at < cut)).all())
+    # In replay's order: a mean of floats (avg_processing_days) summed in another order may round apart.
+    dossiers.sort(key=lambda d: d.dossier_id)
     return dossiers, issued
 
 
