@@ -207,7 +207,8 @@ async def test_an_unknown_format_is_refused_in_the_one_error_shape(tmp_path: Pat
                                                                  "format": "xlsx"})
 
     assert response.status_code == 422
-    assert response.json() == {"errors": [{"field": "format", "reason": "unknown format 'xlsx' (json or csv)"}]}
+    assert response.json() == {
+        "errors": [{"field": "format", "reason": "unknown format 'xlsx' (json or csv)"}]}
 
 
 async def test_group_by_limits_the_tables(tmp_path: Path) -> None:

@@ -332,7 +332,8 @@ async def test_two_replicas_in_one_group_share_the_partitions_and_give_the_figur
     """Issue 10.3: no lock shared by all dossiers. Two processes of the service in one consumer group read
     the 4 partitions of the dossier topic side by side, each keeping its dossiers' states in the one
     database, and report what one process (and `tthc replay`) gives."""
-    lines = [json.dumps(e, ensure_ascii=False) for e in generate_days(date(2026, 3, 2), 3, dossiers=60, seed=7)]
+    simulated = generate_days(date(2026, 3, 2), 3, dossiers=60, seed=7)
+    lines = [json.dumps(e, ensure_ascii=False) for e in simulated]
     period = Period(date(2026, 3, 1), date(2026, 3, 31))
     until = "2026-06-01T00:00:00+07:00"  # after every event of the simulated days
     params = {"from": "2026-03-01", "to": "2026-03-31", "until": until}
@@ -340,11 +341,11 @@ async def test_two_replicas_in_one_group_share_the_partitions_and_give_the_figur
     topic = stack.topics.dossier_events
     ports = free_ports(2)
 
-    async with running(stack, "metrics-a", ports[0]) as (_, http_a), running(stack, "metrics-b", ports[1]) as (
-            _, http_b):
+    async with (running(stack, "metrics-a", ports[0]) as (_, http_a),
+                running(stack, "metrics-b", ports[1]) as (_, http_b)):
         await produce(producer, topic, lines)
         async with asyncio.timeout(FIGURES_TIMEOUT_S):
-            while sum([consumed_messages(await scrape(http), topic) for http in (http_a, http_b)]) < len(lines):
+            while sum([consumed_messages(await scrape(h), topic) for h in (http_a, http_b)]) < len(lines):
                 await asyncio.sleep(0.3)
         texts = [await scrape(http) for http in (http_a, http_b)]
         answers = [(await http.get("/v1/indices", params=params)).json() for http in (http_a, http_b)]

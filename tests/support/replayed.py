@@ -14,7 +14,8 @@ from tthc_core.indices import Period
 from tthc_core.replay import replay
 
 
-def replayed(lines: list[str], period: Period, until: str | datetime, calendar: Path | None = None) -> dict[str, Any]:
+def replayed(lines: list[str], period: Period, until: str | datetime,
+             calendar: Path | None = None) -> dict[str, Any]:
     """`indices.json` of `tthc replay --until UNTIL --from P0 --to P1` over these event lines."""
     until_at = until if isinstance(until, datetime) else datetime.fromisoformat(until)
     book = CalendarBook(load_calendar(calendar))

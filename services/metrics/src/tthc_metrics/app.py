@@ -26,7 +26,14 @@ from tthc_core.calendar import CalendarBook
 
 from . import http, units
 from .config import MetricsSettings
-from .consumers import APOLOGY_GROUP, DEADLINE_GROUP, parse_apology_record, parse_deadline_record, parse_dossier_record, register_consumers
+from .consumers import (
+    APOLOGY_GROUP,
+    DEADLINE_GROUP,
+    parse_apology_record,
+    parse_deadline_record,
+    parse_dossier_record,
+    register_consumers,
+)
 from .gauges import GaugeRefresher, IndexGauges
 from .metrics import MetricsServiceMetrics
 

@@ -81,7 +81,7 @@ def register_consumers(router: KafkaRouter, deps: Deps) -> None:
     settings, topics = deps.settings, deps.settings.topics
 
     @router.subscriber(topics.dossier_events, decoder=_records_only, **batch_options(settings),
-                       description="Dossier events (events.md): stored redacted, folded into each dossier's state")
+                       description="Dossier events (events.md): stored redacted, folded into their states")
     async def on_dossier_events(events: DossierEvents, msg: KafkaMessage) -> None:
         deps.metrics.stored(await deps.dossier_events.run(msg.raw_message))
 
@@ -93,6 +93,6 @@ def register_consumers(router: KafkaRouter, deps: Deps) -> None:
 
     @router.subscriber(topics.deadline_events, decoder=_records_only,
                        **batch_options(settings, group_suffix=DEADLINE_GROUP),
-                       description="Deadline events: each dossier's first close, counted by agency and outcome")
+                       description="Deadline events: first closes, counted by agency and outcome")
     async def on_deadline_events(events: DeadlineEvents, msg: KafkaMessage) -> None:
         deps.metrics.stored(await deps.deadline_events.run(msg.raw_message))

@@ -44,8 +44,9 @@ CSV_MEDIA_TYPE = "text/csv"
 FORMATS = ("json", "csv")
 
 # -- the answer, as OpenAPI documents it ----------------------------------------------------------------
-Figures = create_model(  # every figure of indices.md: counts, or rates rounded to 4 decimals (null: undefined)
-    "Figures", **{figure: (int | float | None, Field(default=None)) for figure in FIGURES})  # type: ignore[call-overload]
+# every figure of indices.md: counts, or rates rounded to 4 decimals (null: undefined)
+Figures = create_model(  # type: ignore[call-overload]
+    "Figures", **{figure: (int | float | None, Field(default=None)) for figure in FIGURES})
 
 
 class IndicesReport(BaseModel):
@@ -62,7 +63,8 @@ class IndicesReport(BaseModel):
         description="grouping (agency, field, procedure) -> code -> name, from the dossiers' events")
 
 
-CSV_EXAMPLE = "group_by,key,name," + ",".join(FIGURES) + "\r\ntotal,,,120,...\r\nagency,000.00.12.H10,Sở Tư pháp,..."
+CSV_EXAMPLE = ("group_by,key,name," + ",".join(FIGURES)
+               + "\r\ntotal,,,120,...\r\nagency,000.00.12.H10,Sở Tư pháp,...")
 
 
 # -- parameters --------------------------------------------------------------------------------------
@@ -182,9 +184,11 @@ def router(deps: Deps) -> APIRouter:
         from_: Annotated[str | None, Query(alias="from", description="P0, YYYY-MM-DD")] = None,
         to: Annotated[str | None, Query(description="P1, YYYY-MM-DD (inclusive)")] = None,
         group_by: Annotated[list[str] | None, Query(
-            description="agency, field, procedure, channel (repeated or comma-separated; default all)")] = None,
+            description="agency, field, procedure, channel (repeated or comma-separated; default all)"),
+        ] = None,
         until: Annotated[str | None, Query(
-            description="RFC 3339 instant with offset: the figures as of then (default: the latest event)")] = None,
+            description="RFC 3339 instant with offset: the figures as of then (default: the latest event)"),
+        ] = None,
         format: Annotated[str | None, Query(  # noqa: A002 - the parameter's public name
             description="json (default) or csv; without it, `Accept: text/csv` asks for CSV",
             json_schema_extra={"enum": list(FORMATS)})] = None,

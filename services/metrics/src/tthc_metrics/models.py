@@ -52,7 +52,8 @@ class DossierRow(SQLModel, table=True):
 
     dossier_id: str = Field(primary_key=True, max_length=64)
     # Dossier.to_json() of the fold of every stored event; null while no dossier.received arrived
-    state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    state: dict[str, Any] | None = Field(default=None,
+                                         sa_column=Column(JSON(none_as_null=True), nullable=True))
     event_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     # -- taken from `state` (units.figure_columns): null while there is none ---------------------------
     received_at: datetime | None = _instant(index=True)  # the receipt (first dossier.received, §7)

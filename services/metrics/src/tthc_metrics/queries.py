@@ -45,7 +45,8 @@ def read_watermark(session: Session) -> datetime | None:
 def _handled(p0: datetime, cut: datetime) -> Any:
     """indices.md: received before the cut and not closed before P0."""
     D = DOSSIERS.c
-    return and_(D.received_at.is_not(None), D.received_at < cut, or_(D.closed_at.is_(None), D.closed_at >= p0))
+    return and_(D.received_at.is_not(None), D.received_at < cut,
+                or_(D.closed_at.is_(None), D.closed_at >= p0))
 
 
 def _changed_since(cut: datetime) -> Any:
@@ -121,7 +122,8 @@ def indices_report(session: Session, book: CalendarBook, period: Period, until: 
     return result
 
 
-def current_figures(session: Session, book: CalendarBook) -> tuple[dict[str, dict[str, Any]], datetime | None]:
+def current_figures(session: Session,
+                    book: CalendarBook) -> tuple[dict[str, dict[str, Any]], datetime | None]:
     """period name -> indices by agency and by field at the present instant, and the watermark.
 
     The three periods contain the present, so they share its cut, and the year's handled dossiers

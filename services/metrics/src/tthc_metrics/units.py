@@ -281,9 +281,8 @@ def apply_apology_events(session: Session, items: list[Received[Any]]) -> Stored
         earlier = or_(DOSSIERS.c.first_apology_at.is_(None),
                       stmt.excluded.first_apology_at < DOSSIERS.c.first_apology_at)
         stmt = stmt.on_conflict_do_update(index_elements=["dossier_id"], set_={
-            "first_apology_at": case((earlier, stmt.excluded.first_apology_at), else_=DOSSIERS.c.first_apology_at),
-            "first_apology_id": case((earlier, stmt.excluded.first_apology_id), else_=DOSSIERS.c.first_apology_id),
-        })
+            name: case((earlier, stmt.excluded[name]), else_=DOSSIERS.c[name])
+            for name in ("first_apology_at", "first_apology_id")})
         session.execute(stmt, [{"dossier_id": d, "event_count": 0, "first_apology_at": first[d][0],
                                 "first_apology_id": first[d][1]} for d in sorted(first)])
     _advance_watermarks(session, STREAM_APOLOGY, fresh)
