@@ -49,7 +49,7 @@ def simulated_events(dossiers: int) -> list[dict[str, Any]]:
 
 
 def fresh_database(url: str | None, tmp: Path, name: str) -> tuple[str, Any]:
-    """A new empty database (SQLite file, or one created on the PostgreSQL server of `url`) and its cleanup."""
+    """A new empty database (SQLite file, or one made on the PostgreSQL server of `url`) and its cleanup."""
     if url is None or url.startswith("sqlite"):
         return f"sqlite:///{tmp / f'{name}.db'}", lambda: None
     from tests.support.infra import fresh_databases
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         "with main); 'none' to skip")
     parser.add_argument("--previous-events", type=int, default=5_000)
     parser.add_argument("--database-url", default=None)
-    parser.add_argument("--implementation", choices=("now", "previous"), default="now", help=argparse.SUPPRESS)
+    parser.add_argument("--implementation", choices=("now", "previous"), default="now",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -221,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             ref = args.previous or merge_base()
             source = extract_previous(ref, tmp)
             result = tmp / "previous.json"
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source), os.environ.get("PYTHONPATH", "")])}
+            path = os.pathsep.join([str(source), os.environ.get("PYTHONPATH", "")])
+            env = {**os.environ, "PYTHONPATH": path}
             subprocess.run([sys.executable, __file__, "--implementation", "previous", "--result", str(result),
                             "--dossiers", str(args.dossiers), "--previous-events", str(args.previous_events),
                             *(["--database-url", args.database_url] if args.database_url else [])],
