@@ -235,3 +235,39 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_next_one_i
     for secret in personal_data(lines):
         assert secret not in headers[HEADER_REASON]
     assert response.json()["total"]["closed"] == 1  # the consumer went on
+
+
+async def test_metrics_carry_no_created_series(tmp_path: Path) -> None:
+    async with running_metrics(tmp_path) as metrics:
+        await metrics.publish_dossier_lines(example_lines("01-tet-2026"))
+        text = await metrics.scrape_after_refresh()
+
+    assert "tthc_metrics_consumed_events_total" in text
+    assert "_created" not in text
+
+
+async def test_openapi_documents_the_report_and_its_errors_and_asyncapi_the_consumed_events(
+    tmp_path: Path,
+) -> None:
+    async with running_metrics(tmp_path) as metrics:
+        openapi = (await metrics.http.get("/openapi.json")).json()
+        asyncapi = (await metrics.http.get("/asyncapi.json")).json()
+
+    operation = openapi["paths"]["/v1/indices"]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {"from", "to", "group_by", "until", "format"}
+    ok = operation["responses"]["200"]["content"]
+    assert ok["application/json"]["schema"] == {"$ref": "#/components/schemas/IndicesReport"}
+    assert "text/csv" in ok
+    assert operation["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"}
+    figures = openapi["components"]["schemas"]["Figures"]["properties"]
+    assert set(figures) == set(FIGURES)
+
+    schemas = asyncapi["components"]["schemas"]
+    payloads = {name: schema for name, schema in schemas.items() if name.endswith(":Message:Payload")}
+    assert len(payloads) == 3  # dossier, apology and deadline events, each a batch (array) of the contract's
+    referenced = json.dumps(payloads)
+    for model in ("DossierReceived", "DossierTransferred", "ApologyIssued", "DeadlineClosed"):
+        assert f"#/components/schemas/{model}" in referenced
+        assert model in schemas
+    assert all(schema["type"] == "array" for schema in payloads.values())

@@ -1,29 +1,70 @@
 """The metrics service: `create_app(settings)`.
 
-Consumes dossier, apology and deadline events into its own database, serves `GET /v1/indices`
-(report.py) and exposes the index figures of the current month, quarter and year as Prometheus
-gauges (gauges.py) next to `/healthz`, `/readyz` and `/metrics`.
+Consumes dossier, apology and deadline events in batches into its own database (units.py), serves
+`GET /v1/indices` (http.py) and exposes the index figures of the current month, quarter and year as
+Prometheus gauges (gauges.py) next to `/healthz`, `/readyz` and `/metrics`.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
 
+from tthc_adapters.calendar_file import load_calendar
+from tthc_common.batches import BatchRunner, make_runners
 from tthc_common.broker import make_kafka_router
-from tthc_common.db import make_engine
+from tthc_common.db import make_engine, run_in_transaction
 from tthc_common.service import build_service_app
 from tthc_core.calendar import CalendarBook
-from tthc_adapters.calendar_file import load_calendar
 
+from . import http, units
 from .config import MetricsSettings
-from .consumers import register_consumers
-from .gauges import EventCounters, GaugeRefresher, IndexGauges
-from .report import indices_router
+from .consumers import (
+    APOLOGY_GROUP,
+    DEADLINE_GROUP,
+    parse_apology_record,
+    parse_deadline_record,
+    parse_dossier_record,
+    register_consumers,
+)
+from .gauges import GaugeRefresher, IndexGauges
+from .metrics import MetricsServiceMetrics
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"  # Alembic, this service's own history
+
+logger = logging.getLogger("tthc.metrics")
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: MetricsSettings
+    engine: Engine
+    book: CalendarBook
+    metrics: MetricsServiceMetrics
+    gauges: IndexGauges
+    refresher: GaugeRefresher
+    dossier_events: BatchRunner[Any, units.Stored]
+    apology_events: BatchRunner[Any, units.Stored]
+    deadline_events: BatchRunner[Any, units.Stored]
+
+    async def fold_stateless_dossiers(self) -> None:
+        """Dossiers stored before the service kept states (migration 0002) get theirs, a chunk at a time."""
+        total = 0
+        try:
+            while folded := await run_in_transaction(self.engine, partial(units.fold_stateless_dossiers,
+                                                                          book=self.book)):
+                total += folded
+        except Exception:  # a dossier the fold cannot take: its next event is dead-lettered with the reason
+            logger.exception("folding the stored dossiers stopped", extra={"count": total})
+        if total:
+            logger.info("dossier states folded from the stored events", extra={"count": total})
 
 
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
@@ -33,24 +74,36 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     engine = make_engine(settings.database_url)
     router = make_kafka_router(settings, registry=registry)
-    counters = EventCounters(registry)
+    runners = make_runners(settings, engine=engine, broker=router.broker, registry=registry)
     gauges = IndexGauges()
     registry.register(gauges)
-    refresher = GaugeRefresher(engine, book, gauges, settings.gauge_refresh_interval_s, registry)
-    register_consumers(router, settings, engine, book, counters)
-
+    deps = Deps(
+        settings=settings,
+        engine=engine,
+        book=book,
+        metrics=MetricsServiceMetrics(registry),
+        gauges=gauges,
+        refresher=GaugeRefresher(engine, book, gauges, settings.gauge_refresh_interval_s, registry),
+        # Named by consumer group: the name a dead letter carries (`tthc-dead-letter-consumer`).
+        dossier_events=runners(settings.consumer_group, parse=parse_dossier_record,
+                               unit=partial(units.apply_dossier_events, book=book)),
+        apology_events=runners(settings.consumer_group + APOLOGY_GROUP, parse=parse_apology_record,
+                               unit=units.apply_apology_events),
+        deadline_events=runners(settings.consumer_group + DEADLINE_GROUP, parse=parse_deadline_record,
+                                unit=units.apply_deadline_events),
+    )
+    register_consumers(router, deps)
     app = build_service_app(
         settings,
         title="TTHC metrics",
+        description="Index figures of spec/indices.md from the dossier, apology and deadline events.",
         router=router,
         engine=engine,
         registry=registry,
         migrations_dir=MIGRATIONS_DIR,
-        after_broker_start=[refresher.start],
-        before_broker_stop=[refresher.stop],
+        after_broker_start=[deps.fold_stateless_dossiers, deps.refresher.start],
+        before_broker_stop=[deps.refresher.stop],
     )
-    app.include_router(indices_router(engine, book))
-    app.state.book = book
-    app.state.gauges = gauges
-    app.state.refresher = refresher
+    app.include_router(http.router(deps))
+    app.state.deps = deps
     return app

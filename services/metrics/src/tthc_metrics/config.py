@@ -6,7 +6,7 @@
     METRICS_GAUGE_REFRESH_INTERVAL_S how often the Prometheus gauges are recomputed (default 30 s)
     METRICS_HTTP_PORT               8004
 plus the shared ones of `tthc_common.settings.ServiceSettings` (KAFKA_BOOTSTRAP_SERVERS,
-TTHC_TOPIC_PREFIX, METRICS_CONSUMER_GROUP, ...).
+TTHC_TOPIC_PREFIX, METRICS_CONSUMER_GROUP, METRICS_BATCH_MAX_RECORDS, METRICS_BATCH_LINGER_MS, ...).
 """
 
 from __future__ import annotations

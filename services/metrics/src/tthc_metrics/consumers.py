@@ -1,58 +1,98 @@
-"""The metrics service's Kafka subscribers: validate, store in one transaction, count.
+"""The metrics service's Kafka subscribers: batches, each one unit of work (units.py) run by a `BatchRunner`
+(tthc_common.batches), then counted.
 
-- dossier events (group `<consumer_group>`, i.e. `tthc-metrics`): every event is stored once in the
-  per-dossier event log, with its processed-event row, in one transaction;
+- dossier events (group `<consumer_group>`, i.e. `tthc-metrics`): stored once (redacted) and folded into
+  their dossiers' states;
 - apology events (group `<consumer_group>-apology`): the first `apology.issued` instant per dossier;
 - deadline events (group `<consumer_group>-deadline`): live counters only (and the watermark).
 
-A message that can never be processed (not JSON, not a valid event) raises a validation error: the
-dead-letter middleware (tthc_common.dead_letter) sets it aside with the reason and the offset is
-committed. Anything else (database down) propagates: the message is read again.
+A record that does not parse as its topic's event is set aside on the dead-letter topic with the reason
+(`parse_*` below); the rest of its batch is processed.
+
+The handlers' first parameter only documents the payload in the AsyncAPI document (`/asyncapi`): a list
+of the contract's events. FastStream does not decode or validate it (`decoder=_records_only`); the
+runner parses every record itself, so that one bad record is set aside alone.
 """
 
 from __future__ import annotations
 
-import logging
-from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
+from pydantic import TypeAdapter
+from pydantic_core import core_schema
 
-from tthc_common.broker import KafkaMessage, KafkaRouter, consumer_options
-from tthc_common.db import run_in_transaction
+from tthc_common.broker import KafkaMessage, KafkaRouter, batch_options
 from tthc_contracts import apology_event_adapter, deadline_event_adapter
-from tthc_contracts.events import parse_dossier_event_json
-from tthc_core.calendar import CalendarBook
+from tthc_contracts.derived import ApologyEvent, DeadlineEvent
+from tthc_contracts.events import DossierEvent, parse_dossier_event_json
 
-from . import store
-from .config import MetricsSettings
-from .gauges import EventCounters
+if TYPE_CHECKING:
+    from .app import Deps
 
-logger = logging.getLogger("tthc.metrics.consumers")
+# group id suffixes: each topic is read by a group of its own, so none waits on another's rebalances
+APOLOGY_GROUP = "-apology"
+DEADLINE_GROUP = "-deadline"
 
-UNKNOWN_AGENCY = "unknown"
+
+def _value(record: Any) -> bytes:
+    if record.value is None:
+        raise ValueError("the record has no value")
+    return bytes(record.value)
 
 
-def register_consumers(router: KafkaRouter, settings: MetricsSettings, engine: Engine, book: CalendarBook,
-                       counters: EventCounters) -> None:
-    topics = settings.topics
+def parse_dossier_record(record: Any) -> Any:
+    return parse_dossier_event_json(_value(record))
 
-    @router.subscriber(topics.dossier_events, **consumer_options(settings))
-    async def on_dossier_event(msg: KafkaMessage) -> None:
-        event = parse_dossier_event_json(msg.body)
-        new = await run_in_transaction(engine, partial(store.record_dossier_event, event=event, book=book))
-        counters.event(store.STREAM_DOSSIER, event.type, new)
 
-    @router.subscriber(topics.apology_events, **consumer_options(settings, group_suffix="-apology"))
-    async def on_apology_event(msg: KafkaMessage) -> None:
-        event = apology_event_adapter.validate_json(msg.body)
-        new = await run_in_transaction(engine, partial(store.record_apology_event, event=event))
-        counters.event(store.STREAM_APOLOGY, event.type, new)
+def parse_apology_record(record: Any) -> Any:
+    return apology_event_adapter.validate_json(_value(record))
 
-    @router.subscriber(topics.deadline_events, **consumer_options(settings, group_suffix="-deadline"))
-    async def on_deadline_event(msg: KafkaMessage) -> None:
-        event = deadline_event_adapter.validate_json(msg.body)
-        recorded = await run_in_transaction(engine, partial(store.record_deadline_event, event=event))
-        counters.event(store.STREAM_DEADLINE, event.type, recorded.new)
-        if recorded.first_close:
-            agency = event.data.handling_agency.code if event.data.handling_agency else UNKNOWN_AGENCY
-            counters.closed_dossier(agency, event.data.outcome)
+
+def parse_deadline_record(record: Any) -> Any:
+    return deadline_event_adapter.validate_json(_value(record))
+
+
+def documented_as(model: Any) -> Any:
+    """A type that validates anything and is described, in JSON Schema (AsyncAPI), as `model`."""
+    adapter: TypeAdapter[Any] = TypeAdapter(model)
+
+    class Documented:
+        @classmethod
+        def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+            return core_schema.any_schema()
+
+        @classmethod
+        def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> Any:
+            return handler(adapter.core_schema)
+
+    return Documented
+
+
+DossierEvents = list[documented_as(DossierEvent)]  # type: ignore[misc]
+ApologyEvents = list[documented_as(ApologyEvent)]  # type: ignore[misc]
+DeadlineEvents = list[documented_as(DeadlineEvent)]  # type: ignore[misc]
+
+
+async def _records_only(msg: Any, original: Any = None) -> list[Any]:
+    return []  # the runner reads `msg.raw_message` (the batch's records) itself
+
+
+def register_consumers(router: KafkaRouter, deps: Deps) -> None:
+    settings, topics = deps.settings, deps.settings.topics
+
+    @router.subscriber(topics.dossier_events, decoder=_records_only, **batch_options(settings),
+                       description="Dossier events (events.md): stored redacted, folded into their states")
+    async def on_dossier_events(events: DossierEvents, msg: KafkaMessage) -> None:
+        deps.metrics.stored(await deps.dossier_events.run(msg.raw_message))
+
+    @router.subscriber(topics.apology_events, decoder=_records_only,
+                       **batch_options(settings, group_suffix=APOLOGY_GROUP),
+                       description="Apology events: the first apology.issued instant of each dossier")
+    async def on_apology_events(events: ApologyEvents, msg: KafkaMessage) -> None:
+        deps.metrics.stored(await deps.apology_events.run(msg.raw_message))
+
+    @router.subscriber(topics.deadline_events, decoder=_records_only,
+                       **batch_options(settings, group_suffix=DEADLINE_GROUP),
+                       description="Deadline events: first closes, counted by agency and outcome")
+    async def on_deadline_events(events: DeadlineEvents, msg: KafkaMessage) -> None:
+        deps.metrics.stored(await deps.deadline_events.run(msg.raw_message))

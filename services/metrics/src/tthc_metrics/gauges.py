@@ -22,18 +22,8 @@ Also:
                                                         began reading the database
     tthc_index_refresh_duration_seconds                 how long that refresh took
     tthc_index_refresh_failures_total                   refreshes that failed (the old values stay)
-    tthc_metrics_consumed_events_total{stream,type}     events stored, by stream (dossier, deadline,
-                                                        apology) and event type; redeliveries not counted
-    tthc_metrics_duplicate_events_total{stream}         redelivered or re-posted events ignored
-    tthc_metrics_closed_dossiers_total{agency,outcome}  closed dossiers (their first `deadline.closed`;
-                                                        a close re-judged by a late event is corrected in
-                                                        the tthc_index_* figures, not here) by handling
-                                                        agency (`unknown` when the event names none) and
-                                                        outcome (early, on_time, late): closed per agency =
-                                                        sum by (agency); on-time closes per agency =
-                                                        sum by (agency) of outcome=~"early|on_time"
-plus FastStream's consumer metrics (`faststream_*`) and `tthc_dead_lettered_messages_total`.
-Counters restart at zero with the process, as Prometheus counters do.
+plus the service's counters (metrics.py: `tthc_metrics_consumed_events_total`, ...), FastStream's consumer
+metrics (`faststream_*`), the batch consumers' (`tthc_consumer_*`) and `tthc_dead_lettered_messages_total`.
 """
 
 from __future__ import annotations
@@ -54,8 +44,9 @@ from tthc_common.background import BackgroundLoop
 from tthc_core.calendar import CalendarBook
 from tthc_core.indices import FIGURE_HELP, FIGURES
 
-from .figures import current_figures
-from .store import read_watermark
+from tthc_common.db import session_scope
+
+from .queries import current_figures
 
 logger = logging.getLogger("tthc.metrics.gauges")
 
@@ -121,28 +112,6 @@ class IndexGauges(Collector):
         yield from (watermark, refreshed, took)
 
 
-class EventCounters:
-    """Live counters fed by the consumers, after their transaction committed."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.consumed = Counter("tthc_metrics_consumed_events", "Events stored, by stream and event type",
-                                ["stream", "type"], registry=registry)
-        self.duplicates = Counter("tthc_metrics_duplicate_events",
-                                  "Events already seen and ignored, by stream", ["stream"], registry=registry)
-        self.closed = Counter("tthc_metrics_closed_dossiers",
-                              "Dossiers closed (deadline.closed), by handling agency and outcome",
-                              ["agency", "outcome"], registry=registry)
-
-    def event(self, stream: str, event_type: str, new: bool) -> None:
-        if new:
-            self.consumed.labels(stream, event_type).inc()
-        else:
-            self.duplicates.labels(stream).inc()
-
-    def closed_dossier(self, agency: str, outcome: str) -> None:
-        self.closed.labels(agency, outcome).inc()
-
-
 class GaugeRefresher:
     """Recomputes the gauges from the database every `interval_s` seconds (and once at start)."""
 
@@ -157,10 +126,8 @@ class GaugeRefresher:
                                     on_error=self._failed)
 
     def _compute(self) -> tuple[dict[str, dict[str, Any]], datetime | None]:
-        watermark = read_watermark(self.engine)
-        if watermark is None:
-            return {}, None
-        return current_figures(self.engine, self.book, watermark), watermark
+        with session_scope(self.engine) as session:
+            return current_figures(session, self.book)
 
     async def refresh(self) -> None:
         read_at, started = time.time(), time.perf_counter()
