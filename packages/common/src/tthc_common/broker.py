@@ -175,6 +175,7 @@ def batch_options(settings: ServiceSettings, *, group_suffix: str = "", **extra:
         "max_records": settings.batch_max_records,
         "batch_timeout_ms": settings.batch_linger_ms,
         "isolation_level": "read_committed",
+        "decoder": records_only,
         **extra,
     }
 
@@ -191,18 +192,34 @@ def consumer_options(settings: ServiceSettings, *, group_suffix: str = "",
 
 
 # -- AsyncAPI (`/asyncapi`): what a service consumes and publishes, with the contract's payload schemas -----
-def document_payload(subscriber: Any, payload: Any, name: str) -> None:
-    """Declare the payload of `subscriber`, whose handler takes the raw `KafkaMessage` (so that parsing and
-    dead-lettering stay ours), as `payload` (a contract model or union) in the AsyncAPI document."""
-    from fast_depends.pydantic._compat import create_model, get_config_base
-    from faststream.specification.asyncapi.message import get_model_schema
+def documented(model: Any) -> Any:
+    """The type of a batch handler's first parameter: described in the AsyncAPI document as a list of
+    `model` (a contract model or union), never validated (FastStream hands it nothing: `records_only`); the
+    handler's `BatchRunner` parses every record itself, so that one bad record is set aside alone.
 
-    spec = subscriber.specification
-    body = get_model_schema(call=create_model("", __config__=get_config_base(), response__=(payload, ...)),
-                            prefix=f"{spec.name}:Message")
-    # The specification classes use __slots__: a subclass of the object's own class that answers this body.
-    spec.__class__ = type(type(spec).__name__, (type(spec),),
-                          {"__slots__": (), "get_payloads": lambda self: [(body, name)]})
+        @router.subscriber(topic, **batch_options(settings))
+        async def on_events(events: documented(DossierEvent), msg: KafkaMessage) -> None: ...
+    """
+    from pydantic import TypeAdapter
+    from pydantic_core import core_schema
+
+    adapter: TypeAdapter[Any] = TypeAdapter(model)
+
+    class Documented:
+        @classmethod
+        def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+            return core_schema.any_schema()
+
+        @classmethod
+        def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> Any:
+            return handler(adapter.core_schema)
+
+    return list[Documented]  # type: ignore[valid-type]
+
+
+async def records_only(msg: Any, original: Any = None) -> list[Any]:
+    """A decoder that leaves the records to the handler's runner (`msg.raw_message`)."""
+    return []
 
 
 def declare_publisher(router: KafkaRouter, topic: str, payload: Any, *, title: str, description: str) -> None:

@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tthc_common.batches import record_json
-from tthc_common.broker import KafkaMessage, KafkaRouter, batch_options, declare_publisher, document_payload
+from tthc_common.broker import KafkaMessage, KafkaRouter, batch_options, declare_publisher, documented
 from tthc_contracts import parse_dossier_event
 from tthc_contracts.derived import DeadlineEvent, Tick
 from tthc_contracts.events import DossierEvent
@@ -37,23 +37,15 @@ def parse_tick(record: Any) -> Tick:
 def register_consumers(router: KafkaRouter, deps: Deps) -> None:
     topics = deps.settings.topics
 
-    dossier_events = router.subscriber(
-        topics.dossier_events, **batch_options(deps.settings), title="dossier-events",
-        description="Dossier events posted by one-stop software through intake (events.md)")
-    ticks = router.subscriber(
-        topics.deadline_ticks, **batch_options(deps.settings, group_suffix=TICKS_GROUP_SUFFIX),
-        title="deadline-ticks", description="The service's own wall-clock ticks (interfaces.md, Time)")
-
-    @dossier_events
-    async def on_dossier_events(msg: KafkaMessage) -> None:
+    @router.subscriber(topics.dossier_events, **batch_options(deps.settings), title="dossier-events",
+                       description="Dossier events posted by one-stop software through intake (events.md)")
+    async def on_dossier_events(events: documented(DossierEvent), msg: KafkaMessage) -> None:
         after_dossier_events(deps, await deps.dossier_events.run(msg.raw_message))
 
-    @ticks
-    async def on_ticks(msg: KafkaMessage) -> None:
+    @router.subscriber(topics.deadline_ticks, **batch_options(deps.settings, group_suffix=TICKS_GROUP_SUFFIX),
+                       title="deadline-ticks", description="The service's own wall-clock ticks (interfaces.md, Time)")
+    async def on_ticks(ticks: documented(Tick), msg: KafkaMessage) -> None:
         after_ticks(deps, await deps.ticks.run(msg.raw_message))
-
-    document_payload(dossier_events, DossierEvent, "DossierEvent")
-    document_payload(ticks, Tick, "Tick")
     declare_publisher(router, topics.deadline_events, DeadlineEvent, title="deadline-events",
                       description="deadline.scheduled, deadline.at_risk, deadline.overdue, deadline.closed "
                       "(events.md, derived events), keyed by dossier_id")

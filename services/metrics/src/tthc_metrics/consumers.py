@@ -9,19 +9,15 @@
 A record that does not parse as its topic's event is set aside on the dead-letter topic with the reason
 (`parse_*` below); the rest of its batch is processed.
 
-The handlers' first parameter only documents the payload in the AsyncAPI document (`/asyncapi`): a list
-of the contract's events. FastStream does not decode or validate it (`decoder=_records_only`); the
-runner parses every record itself, so that one bad record is set aside alone.
+The handlers' first parameter only documents the payload in the AsyncAPI document (`/asyncapi`):
+`tthc_common.broker.documented`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter
-from pydantic_core import core_schema
-
-from tthc_common.broker import KafkaMessage, KafkaRouter, batch_options
+from tthc_common.broker import KafkaMessage, KafkaRouter, batch_options, documented
 from tthc_contracts import apology_event_adapter, deadline_event_adapter
 from tthc_contracts.derived import ApologyEvent, DeadlineEvent
 from tthc_contracts.events import DossierEvent, parse_dossier_event_json
@@ -52,47 +48,25 @@ def parse_deadline_record(record: Any) -> Any:
     return deadline_event_adapter.validate_json(_value(record))
 
 
-def documented_as(model: Any) -> Any:
-    """A type that validates anything and is described, in JSON Schema (AsyncAPI), as `model`."""
-    adapter: TypeAdapter[Any] = TypeAdapter(model)
-
-    class Documented:
-        @classmethod
-        def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
-            return core_schema.any_schema()
-
-        @classmethod
-        def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> Any:
-            return handler(adapter.core_schema)
-
-    return Documented
-
-
-DossierEvents = list[documented_as(DossierEvent)]  # type: ignore[misc]
-ApologyEvents = list[documented_as(ApologyEvent)]  # type: ignore[misc]
-DeadlineEvents = list[documented_as(DeadlineEvent)]  # type: ignore[misc]
-
-
-async def _records_only(msg: Any, original: Any = None) -> list[Any]:
-    return []  # the runner reads `msg.raw_message` (the batch's records) itself
+DossierEvents = documented(DossierEvent)
+ApologyEvents = documented(ApologyEvent)
+DeadlineEvents = documented(DeadlineEvent)
 
 
 def register_consumers(router: KafkaRouter, deps: Deps) -> None:
     settings, topics = deps.settings, deps.settings.topics
 
-    @router.subscriber(topics.dossier_events, decoder=_records_only, **batch_options(settings),
+    @router.subscriber(topics.dossier_events, **batch_options(settings),
                        description="Dossier events (events.md): stored redacted, folded into their states")
     async def on_dossier_events(events: DossierEvents, msg: KafkaMessage) -> None:
         deps.metrics.stored(await deps.dossier_events.run(msg.raw_message))
 
-    @router.subscriber(topics.apology_events, decoder=_records_only,
-                       **batch_options(settings, group_suffix=APOLOGY_GROUP),
+    @router.subscriber(topics.apology_events, **batch_options(settings, group_suffix=APOLOGY_GROUP),
                        description="Apology events: the first apology.issued instant of each dossier")
     async def on_apology_events(events: ApologyEvents, msg: KafkaMessage) -> None:
         deps.metrics.stored(await deps.apology_events.run(msg.raw_message))
 
-    @router.subscriber(topics.deadline_events, decoder=_records_only,
-                       **batch_options(settings, group_suffix=DEADLINE_GROUP),
+    @router.subscriber(topics.deadline_events, **batch_options(settings, group_suffix=DEADLINE_GROUP),
                        description="Deadline events: first closes, counted by agency and outcome")
     async def on_deadline_events(events: DeadlineEvents, msg: KafkaMessage) -> None:
         deps.metrics.stored(await deps.deadline_events.run(msg.raw_message))
