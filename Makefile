@@ -6,9 +6,9 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
-# Ports of the throwaway Kafka that `make demo` and `make bench` start for themselves.
-DEMO_KAFKA_PORT ?= 39500
-BENCH_KAFKA_PORT ?= 39600
+# `make demo` and `make bench` start a throwaway Kafka of their own on a port free at the time (and their
+# services on free ports too): they never take a port something else is using.
+FREE_PORT = $$($(PY) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 include deploy/local/infra.mk
 include deploy/local/tools.mk
@@ -37,14 +37,14 @@ test: install tools browser
 	$(WITH_INFRA) $(PY) -m pytest
 
 demo: install
-	@KAFKA_PORT=$(DEMO_KAFKA_PORT) deploy/local/kafka.sh start && \
-	trap 'KAFKA_PORT=$(DEMO_KAFKA_PORT) deploy/local/kafka.sh stop >/dev/null' EXIT && \
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_KAFKA_PORT) $(PY) deploy/local/demo.py
+	@port=$(FREE_PORT) && KAFKA_PORT=$$port deploy/local/kafka.sh start >/dev/null && \
+	trap "KAFKA_PORT=$$port deploy/local/kafka.sh stop >/dev/null 2>&1" EXIT && \
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$$port $(PY) deploy/local/demo.py
 
 bench: install
-	@KAFKA_PORT=$(BENCH_KAFKA_PORT) deploy/local/kafka.sh start && \
-	trap 'KAFKA_PORT=$(BENCH_KAFKA_PORT) deploy/local/kafka.sh stop >/dev/null' EXIT && \
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(BENCH_KAFKA_PORT) $(PY) deploy/local/bench.py && \
+	@port=$(FREE_PORT) && KAFKA_PORT=$$port deploy/local/kafka.sh start >/dev/null && \
+	trap "KAFKA_PORT=$$port deploy/local/kafka.sh stop >/dev/null 2>&1" EXIT && \
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$$port $(PY) deploy/local/bench.py && \
 	$(PY) services/deadline/bench/bench_due_dates.py
 
 # `make up` keeps its data under var/ (Kafka's topics in var/kafka, the services' SQLite databases, or

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # stack.py (and demo.p
 
 import httpx
 from demo import kafka_answers, replay_of
-from stack import ROOT, SERVICES, Stack, StackError, log_tail
+from stack import ROOT, SERVICES, Stack, StackError, log_tail, service_ports
 
 BENCH_MARKER = ".tthc-bench"
 
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     var = Path(args.var).resolve()
     prepare_var(var)
     prefix = f"bench-{secrets.token_hex(4)}."
-    ports = {name: args.port_base + i for i, name in enumerate(SERVICES, start=1)}
+    ports = service_ports(args.port_base)
     pg = PgDatabases(args.pg) if args.pg else None
     if pg is not None:
         pg.__enter__()
@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kafka", help="bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
     p.add_argument("--pg", help="PostgreSQL admin URL (postgresql+psycopg://...): a database per service instead of SQLite")
     p.add_argument("--var", default=str(ROOT / "var" / "bench"))
-    p.add_argument("--port-base", type=int, default=8100, help="services on BASE+1..BASE+4 (8101-8104)")
+    p.add_argument("--port-base", type=int, default=None,
+                   help="services on BASE+1..BASE+4 (default: four ports free right now)")
     p.add_argument("--timeout", type=float, default=1800)
     return run(p.parse_args(argv))
 

@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # stack.py sits next to this file
 
 import httpx
-from stack import ROOT, Stack, StackError, log_tail
+from stack import ROOT, Stack, StackError, log_tail, service_ports
 
 DEMO_MARKER = ".tthc-demo"
 COMPARED_FIGURES = (
@@ -380,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
 
     var = Path(args.var).resolve()
     prepare_var(var)
-    ports = {name: args.port_base + i for i, name in enumerate(("intake", "deadline", "apology", "metrics"), start=1)}
+    ports = service_ports(args.port_base)
     agencies = sorted(set(names))
     stack = Stack(kafka_bootstrap=kafka, topic_prefix=f"demo-{secrets.token_hex(4)}.", var_dir=var, ports=ports,
                   officer_agencies=agencies, extra_env={"DEADLINE_PUBLISH_TICKS": "false"})
@@ -429,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=250, help="events per POST (at most 1000)")
     p.add_argument("--kafka", help="bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
     p.add_argument("--var", default=str(ROOT / "var" / "demo"), help="databases, logs, letters (var/demo)")
-    p.add_argument("--port-base", type=int, default=8000, help="services on BASE+1..BASE+4 (8001-8004)")
+    p.add_argument("--port-base", type=int, default=None,
+                   help="services on BASE+1..BASE+4 (default: four ports free right now)")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the pipeline")
     p.add_argument("--keep-running", action="store_true", help="leave the services running afterwards")
     args = p.parse_args(argv)

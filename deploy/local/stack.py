@@ -97,6 +97,27 @@ def pid_is_service(pid: int, name: str) -> bool:
         return True
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` distinct TCP ports free on 127.0.0.1 right now (held together while chosen)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def service_ports(port_base: int | None) -> dict[str, int]:
+    """intake, deadline, apology, metrics on BASE+1..BASE+4, or on free ports chosen now (None)."""
+    if port_base is None:
+        return dict(zip(SERVICES, free_ports(len(SERVICES))))
+    return {name: port_base + i for i, name in enumerate(SERVICES, start=1)}
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1)
