@@ -13,7 +13,7 @@ Kafka must be running (`deploy/local/kafka.sh start`, or `make demo`, which star
     <NAME>_HTTP_PORT      intake 8001, deadline 8002, apology 8003, metrics 8004
     <NAME>_CONSUMER_GROUP <prefix>tthc-<name> when a topic prefix is set (stacks sharing a broker stay apart)
     INTAKE_SOURCE_KEYS    <source>=sha256:<digest of a key generated here>
-    APOLOGY_OFFICER_KEYS  <agency code>=<digest>, one generated key per agency
+    APOLOGY_OFFICER_KEYS  <agency code>=sha256:<digest>, one generated key per agency
     APOLOGY_DOCUMENTS_DIR <var>/apologies
 
 Logs go to <var>/log/<name>.log, pid files to <var>/run/<name>.pid, and the generated keys (plain, for
@@ -239,7 +239,7 @@ class Stack:
             env["INTAKE_SOURCE_KEYS"] = f"{self.keys.source}=sha256:{sha256_hex(self.keys.intake_key)}"
         if name == "apology":
             env["APOLOGY_OFFICER_KEYS"] = ",".join(
-                f"{agency}={sha256_hex(key)}" for agency, key in sorted(self.keys.officer_keys.items()))
+                f"{agency}=sha256:{sha256_hex(key)}" for agency, key in sorted(self.keys.officer_keys.items()))
             env["APOLOGY_DOCUMENTS_DIR"] = str(self.documents_dir)
         env.update(self.extra_env)
         env.update(self.service_env.get(name, {}))

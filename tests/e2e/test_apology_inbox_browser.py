@@ -36,7 +36,7 @@ import docx
 import httpx
 import pytest
 
-from tthc_apology.officer_keys import hash_key
+from tthc_common.keys import hash_key
 from tthc_contracts import VN_TZ, derived_id, parse_ts
 from tthc_contracts.derived import AtRiskData, DeadlineAtRisk, DeadlineOverdue, OverdueData
 from tthc_contracts.events import Agency, Duration
@@ -219,7 +219,7 @@ def apology_service(kafka_bootstrap: str, topic_prefix: str, pg_database_url: st
         "APOLOGY_DATABASE_URL": pg_database_url,
         "APOLOGY_HTTP_HOST": "127.0.0.1",
         "APOLOGY_HTTP_PORT": str(free_port),
-        "APOLOGY_OFFICER_KEYS": f"{AGENCY_A.code}={hash_key(KEY_A)},{AGENCY_B.code}=sha256:{hash_key(KEY_B)}",
+        "APOLOGY_OFFICER_KEYS": f"{AGENCY_A.code}={hash_key(KEY_A)},{AGENCY_B.code}={hash_key(KEY_B)}",
         "APOLOGY_DOCUMENTS_DIR": str(tmp_path / "documents"),
         "APOLOGY_LOG_FORMAT": "text",
         "APOLOGY_RETRY_DELAY_S": "0.2",

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tthc_apology.officer_keys import hash_key
+from tthc_common.keys import hash_key
 from tthc_common.db import make_engine
 from tthc_contracts import VN_TZ, derived_id
 from tthc_contracts.topics import Topics
