@@ -942,6 +942,38 @@ async def test_no_input_to_the_issue_endpoint_or_the_list_answers_5xx(apology: A
     assert seen and any(s == 422 for s in seen)
 
 
+async def test_no_input_to_the_inbox_answers_5xx(apology: Apology) -> None:
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    await apology.deadline(at_risk("D-98"))
+    await apology.dossier(received("D-98"))
+    apology_id = apology_id_for("D-98", "at_risk", DUE)
+    texts = st.text(max_size=40) | st.sampled_from(["", "²", "٢٠٢٦", "31/02/2026 10:00", "01/01/0000 10:00",
+                                                    "31/12/9999 23:59", "99/99/9999 99:99", apology_id])
+    forms = st.fixed_dictionaries({}, optional={"reason": texts, "new_due_at": texts, "number": texts})
+    apology.client.cookies.set(COOKIE_NAME, KEY)
+    seen: list[int] = []
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(year=texts, issued=texts, path=texts, form=forms)
+    def check(year: str, issued: str, path: str, form: dict[str, str]) -> None:
+        async def requests() -> list[httpx.Response]:
+            return [await apology.client.get("/inbox", params={"year": year, "issued": issued}),
+                    await apology.client.get(f"/inbox/dossiers/{quote(path, safe='')}"),
+                    await apology.client.post(f"/inbox/apologies/{quote(path, safe='') or 'x'}/issue", data=form,
+                                              headers={"origin": "http://apology"}),
+                    await apology.client.post(f"/inbox/apologies/{apology_id}/issue", data=form,
+                                              headers={"origin": "http://apology"})]
+
+        for response in asyncio.run_coroutine_threadsafe(requests(), loop).result():
+            seen.append(response.status_code)
+            assert response.status_code < 500, (year, issued, path, form, response.text[-500:])
+
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(check)
+    assert 200 in seen and 422 in seen and 404 in seen
+
+
 # ---- deployment configuration: calendar and templates --------------------------------------------
 
 async def test_proposed_appointment_is_counted_on_the_configured_calendar(tmp_path: Any) -> None:

@@ -75,8 +75,8 @@ class IssueRequest(BaseModel):
     """What the officer decides when issuing a draft."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"reason": "Hồ sơ cần xác minh thêm tại UBND xã", "new_due_at": "2026-03-16T17:00:00+07:00"},
-        {"reason": "Chờ ý kiến của Sở Tài chính", "new_due_at": "2026-03-18T10:30:00+07:00", "number": "15"},
+        {"reason": "Hồ sơ cần xác minh thêm tại UBND xã", "new_due_at": "2027-03-16T17:00:00+07:00"},
+        {"reason": "Chờ ý kiến của Sở Tài chính", "new_due_at": "2027-03-18T10:30:00+07:00", "number": "15"},
     ]})
 
     reason: Annotated[CleanText, Field(max_length=2000, description="why the result is late (printed in the "

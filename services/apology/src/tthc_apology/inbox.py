@@ -161,7 +161,9 @@ def _form_problem(exc: ValidationError) -> str:
 
 
 def _year(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() and 2000 <= int(text) <= 9999 else None
+    if text is None or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text) if 2000 <= int(text) <= 9999 else None
 
 
 def router(deps: Deps) -> APIRouter:
@@ -202,8 +204,7 @@ def router(deps: Deps) -> APIRouter:
             agency={"code": code, "name": data["agency_name"]}, drafts=drafts,
             issued=[letter_view(e, now) for e in data["issued"]], years=data["years"], year=data["year"],
             issued_count=dict(data["years"]).get(data["year"], 0), notice=notice, error=error, form=form or {},
-            form_for=form_for, date_hint=DATE_HINT,
-            proposed={d["apology_id"]: d["proposed_text"] for d in drafts})
+            form_for=form_for, date_hint=DATE_HINT)
         return HTMLResponse(html, status_code=status_code)
 
     @inbox.get("/inbox", response_class=HTMLResponse)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlmodel import Session
 from tthc_contracts.events import Agency
 from tthc_core.apology import Draft
@@ -63,12 +63,12 @@ class Entry:
         return self.dossier is not None and self.dossier.received_event is not None
 
 
-def _with_dossier():  # type: ignore[no-untyped-def]
+def _with_dossier() -> Select[Any]:
     return select(Apology, ApologyDossier).join(
         ApologyDossier, ApologyDossier.dossier_id == Apology.dossier_id, isouter=True)
 
 
-def _filtered(query, agency_code: str, status: Status | None, year: int | None):  # type: ignore[no-untyped-def]
+def _filtered(query: Select[Any], agency_code: str, status: Status | None, year: int | None) -> Select[Any]:
     query = query.where(Apology.agency_code == agency_code)
     if status is not None:
         query = query.where(Apology.status == status)

@@ -107,6 +107,10 @@ class DossierLetters:
             self._raw_extensions = json.loads(self.dossier.extensions)
         return self._raw_extensions
 
+    def changed_extensions(self) -> str | None:
+        """The extensions' JSON to store, when this unit added one."""
+        return json.dumps(self._raw(), ensure_ascii=False) if self._extensions_changed else None
+
     def add_extension(self, event: Any) -> None:
         self._raw().append(event.model_dump(mode="json"))
         self._extension_events = None
@@ -214,8 +218,8 @@ def save(session: Session, letters: Iterable[DossierLetters], apology_topic: str
                 row.cancelled_at = cancelled_at[draft.apology_id]
         if item.dossier.apology_given_at != item.ledger.apology_given_at:
             item.dossier.apology_given_at = item.ledger.apology_given_at
-        if item._extensions_changed:
-            item.dossier.extensions = json.dumps(item._raw(), ensure_ascii=False)
+        if (extensions := item.changed_extensions()) is not None:
+            item.dossier.extensions = extensions
         for event in item.events:
             outbox.append(outbox_values(apology_topic, event))
             draft = item.draft(event.data.apology_id)
