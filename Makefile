@@ -13,6 +13,7 @@ FREE_PORT = $$($(PY) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1"
 include deploy/local/infra.mk
 include deploy/local/tools.mk
 include deploy/local/browser.mk
+include deploy/local/office.mk
 
 .PHONY: help install test demo bench up down status wipe schemas replay-examples
 
@@ -32,8 +33,9 @@ $(UV):
 install: $(UV)
 	$(UV) sync --all-packages --locked --quiet
 
-# `tools` (promtool, prometheus) and `browser` (Debian's chromium, fonts) install only what is missing.
-test: install tools browser
+# `tools` (promtool, prometheus), `browser` (Debian's chromium, fonts) and `office` (LibreOffice Writer,
+# pdftotext: the letters' PDF) install only what is missing.
+test: install tools browser office
 	$(WITH_INFRA) $(PY) -m pytest
 
 demo: install

@@ -235,14 +235,16 @@ def print_indices(result: dict[str, Any], names: dict[str, str], first: date, la
 def list_apologies(client: httpx.Client, stack: Stack, agency: str) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {stack.officer_key(agency)}"}
     items: list[dict[str, Any]] = []
-    page: int | None = 1
-    while page is not None:
-        r = client.get(stack.url("apology") + "/v1/apologies", params={"agency": agency, "page": page},
-                       headers=headers)
+    page, total = 1, 1
+    while len(items) < total:
+        r = client.get(stack.url("apology") + "/v1/apologies",
+                       params={"agency": agency, "page": page, "page_size": 500}, headers=headers)
         r.raise_for_status()
-        body = r.json()
+        body = r.json()  # {items, page, page_size, total}
+        if not body["items"]:
+            break
         items.extend(body["items"])
-        page = body.get("next_page")
+        page, total = page + 1, body["total"]
     return items
 
 

@@ -13,7 +13,7 @@ Kafka must be running (`deploy/local/kafka.sh start`, or `make demo`, which star
     <NAME>_HTTP_PORT      intake 8001, deadline 8002, apology 8003, metrics 8004
     <NAME>_CONSUMER_GROUP <prefix>tthc-<name> when a topic prefix is set (stacks sharing a broker stay apart)
     INTAKE_SOURCE_KEYS    <source>=sha256:<digest of a key generated here>
-    APOLOGY_OFFICER_KEYS  <agency code>=<digest>, one generated key per agency
+    APOLOGY_OFFICER_KEYS  <agency code>=sha256:<digest>, one generated key per agency
     APOLOGY_DOCUMENTS_DIR <var>/apologies
 
 Logs go to <var>/log/<name>.log, pid files to <var>/run/<name>.pid, and the generated keys (plain, for

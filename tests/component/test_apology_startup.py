@@ -1,4 +1,4 @@
-"""The apology service refuses to start on a configuration it cannot honour, and says why."""
+"""The apology service refuses to start on a configuration it cannot honour, and says why in one line."""
 
 from __future__ import annotations
 
@@ -8,21 +8,20 @@ from typing import Any
 
 import docx
 import pytest
-from pydantic import ValidationError
-
 from tthc_apology.__main__ import main
 from tthc_apology.app import create_app
 from tthc_apology.config import ApologySettings
 from tthc_apology.documents import TemplateProblems
-from tthc_apology.officer_keys import OfficerKeys, hash_key
+from tthc_common.keys import Keys, KeysError, hash_key
 from tthc_core.calendar_config import CalendarFileError
 
 AGENCY = "000.00.12.H10"
 
 
 def settings(tmp_path: Path, **overrides: Any) -> ApologySettings:
-    return ApologySettings(database_url=f"sqlite:///{tmp_path}/apology.db", documents_dir=tmp_path / "docs",
-                           officer_keys=f"{AGENCY}={hash_key('k')}", **overrides)
+    values: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path}/apology.db", "documents_dir": tmp_path / "docs",
+                              "officer_keys": f"{AGENCY}={hash_key('k')}"}
+    return ApologySettings(**{**values, **overrides})
 
 
 def word_file(path: Path, *paragraphs: str) -> Path:
@@ -31,6 +30,21 @@ def word_file(path: Path, *paragraphs: str) -> Path:
         document.add_paragraph(text)
     document.save(path)
     return path
+
+
+def refusal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+            **env: str) -> str:
+    """`python -m tthc_apology` with `env`: exit 2 and exactly one line on stderr, which is returned."""
+    monkeypatch.setenv("APOLOGY_DATABASE_URL", f"sqlite:///{tmp_path}/apology.db")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("apology: refusing to start: ")
+    assert "Traceback" not in captured.err and captured.out == ""
+    return lines[0]
 
 
 def test_a_template_with_unknown_or_missing_placeholders_is_refused_with_the_list(tmp_path: Path) -> None:
@@ -67,43 +81,59 @@ def test_a_bad_calendar_file_is_refused_with_its_line(tmp_path: Path) -> None:
     assert refused.value.line == 2
 
 
-def test_officer_keys_must_be_digests_and_are_never_echoed(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError) as refused:
-        ApologySettings(officer_keys=f"{AGENCY}=my-plain-secret-key")
-    assert "my-plain-secret-key" not in str(refused.value.errors(include_input=False))
-    assert "SHA-256" in str(refused.value)
+@pytest.mark.parametrize("value, says", [
+    (f"{AGENCY}=my-plain-secret-key", "sha256:<64 hex>"),
+    (f"{AGENCY}={hashlib.sha256(b'k').hexdigest()}", "sha256:<64 hex>"),  # the digest without its prefix
+    (f"{AGENCY}", "name=sha256:<64 hex>"),
+    (f"={hash_key('k')}", "the name before '='"),
+    (f"{AGENCY}={hash_key('k')},000.00.15.H10={hash_key('k')}", "one key serves one name"),
+    ("{not json", "not valid JSON"),
+])
+def test_malformed_officer_keys_refuse_the_start_in_one_line_without_echoing_them(
+        value: str, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(KeysError):
+        create_app(settings(tmp_path, officer_keys=value))
+    line = refusal(capsys, monkeypatch, tmp_path, APOLOGY_OFFICER_KEYS=value)
+    assert "APOLOGY_OFFICER_KEYS" in line and says in line
+    assert "my-plain-secret-key" not in line
 
-    keys = OfficerKeys.parse(f"{AGENCY}={hash_key('a')}, 000.00.15.H10=sha256:{hash_key('b')},{AGENCY}={hash_key('c')}")
-    assert keys.identify("a").agency_code == AGENCY  # type: ignore[union-attr]
-    assert keys.identify("b").agency_code == "000.00.15.H10"  # type: ignore[union-attr]
-    assert keys.identify("c").agency_code == AGENCY  # type: ignore[union-attr]  (a second key: rotation)
+
+def test_officer_keys_take_several_agencies_and_several_keys_each(tmp_path: Path) -> None:
+    keys = Keys.parse(f"{AGENCY}={hash_key('a')}, 000.00.15.H10={hash_key('b')},{AGENCY}={hash_key('c')}",
+                      setting="APOLOGY_OFFICER_KEYS", prog="tthc_apology")
+    assert keys.identify("a").name == AGENCY  # type: ignore[union-attr]
+    assert keys.identify("b").name == "000.00.15.H10"  # type: ignore[union-attr]
+    assert keys.identify("c").name == AGENCY  # type: ignore[union-attr]  (a second key: rotation)
     assert keys.identify("d") is None and keys.identify("") is None and keys.identify(None) is None
+    app = create_app(settings(tmp_path, officer_keys=f"{AGENCY}={hash_key('a')},{AGENCY}={hash_key('c')}"))
+    assert app.state.deps.keys.names() == {AGENCY}
 
 
 def test_hash_key_prints_the_digest_to_configure(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hash-key", "secret"]) == 0
-    assert capsys.readouterr().out.strip() == hashlib.sha256(b"secret").hexdigest()
+    assert capsys.readouterr().out.strip() == "sha256:" + hashlib.sha256(b"secret").hexdigest()
     assert main(["hash-key"]) == 2
 
 
-def test_the_command_exits_2_with_the_reason_on_a_bad_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_refuses_a_bad_template_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     templates = tmp_path / "templates"
     templates.mkdir()
     word_file(templates / f"{AGENCY}.docx", "{{ applicant_name }} {{ bogus }}")
-    monkeypatch.setenv("APOLOGY_DATABASE_URL", f"sqlite:///{tmp_path}/apology.db")
-    monkeypatch.setenv("APOLOGY_TEMPLATES_DIR", str(templates))
-    assert main([]) == 2
-    err = capsys.readouterr().err
-    assert "refusing to start" in err and "unknown placeholder {{ bogus }}" in err
+    line = refusal(capsys, monkeypatch, tmp_path, APOLOGY_TEMPLATES_DIR=str(templates))
+    assert "unknown placeholder {{ bogus }}" in line
 
 
-def test_the_command_exits_2_on_malformed_officer_keys(monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("APOLOGY_OFFICER_KEYS", f"{AGENCY}=plain-key-typed-here")
-    assert main([]) == 2
-    err = capsys.readouterr().err
-    assert "officer_keys" in err and "plain-key-typed-here" not in err
+def test_the_command_refuses_a_bad_calendar_or_setting_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    calendar = tmp_path / "calendar.yaml"
+    calendar.write_text("office_hours: ['13:00-12:00']\n", encoding="utf-8")
+    assert "calendar" in refusal(capsys, monkeypatch, tmp_path, APOLOGY_CALENDAR_FILE=str(calendar)).lower()
+    monkeypatch.delenv("APOLOGY_CALENDAR_FILE")
+    assert "APOLOGY_PDF_TIMEOUT_S" in refusal(capsys, monkeypatch, tmp_path, APOLOGY_PDF_TIMEOUT_S="soon")
+    monkeypatch.delenv("APOLOGY_PDF_TIMEOUT_S")
+    assert "DATABASE_URL names 'mysql'" in refusal(capsys, monkeypatch, tmp_path, APOLOGY_DATABASE_URL="mysql://x/y")
 
 
 def test_the_access_log_never_shows_an_officer_key() -> None:

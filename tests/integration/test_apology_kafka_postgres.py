@@ -1,7 +1,9 @@
-"""The apology service for real: `python -m tthc_apology` as its own process, a REAL Kafka broker and a
-REAL PostgreSQL database (fixtures from tests/conftest.py: kafka_bootstrap, pg_database_url,
-topic_prefix, free_port). Events go in with a plain Kafka producer, results are read over HTTP and from
-the apology-events topic.
+"""The apology service for real: `python -m tthc_apology` as its own process (one or two replicas), a REAL
+Kafka broker and a REAL PostgreSQL database (fixtures from tests/conftest.py: kafka_bootstrap,
+postgres_url, pg_database_url, topic_prefix, free_port). Events go in with a plain Kafka producer, results
+are read over HTTP, from the database and from the apology-events topic.
+
+The event builders are at the top of this module (tests/support has no shared event factory yet).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,23 +26,45 @@ import docx
 import httpx
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
-from tthc_apology.officer_keys import hash_key
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from tthc_apology.consumers import DEADLINE_GROUP_SUFFIX
 from tthc_common.db import make_engine
+from tthc_common.keys import hash_key
 from tthc_contracts import VN_TZ, derived_id
-from tthc_contracts.topics import Topics
-from tthc_contracts.derived import DeadlineOverdue, OverdueData
+from tthc_contracts.derived import (
+    AtRiskData,
+    ClosedData,
+    DeadlineAtRisk,
+    DeadlineClosed,
+    DeadlineOverdue,
+    DeadlineScheduled,
+    OverdueData,
+    ScheduledData,
+)
 from tthc_contracts.events import Agency, Duration
+from tthc_contracts.timefmt import now_vn
+from tthc_contracts.topics import Topics
 from tthc_core.apology import apology_id_for
+from tthc_core.calendar import CalendarBook
+
+from tests.support.infra import free_ports, fresh_databases
 
 AGENCY = Agency(code="000.00.12.H10", name="Sở Tư pháp tỉnh Lạng Sơn")
 KEY = "integration-officer-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 APPLICANT = "Hộ kinh doanh Bánh & Trà <Mẫu Sơn>"
 DUE = datetime(2026, 3, 10, 17, 0, tzinfo=VN_TZ)
-DEADLINE_GROUP_SUFFIX = ".deadline-events"
+DURATION = Duration(value=5, unit="working_days")
 
+
+def appointment(days_ahead: int = 14, hour: int = 10) -> str:
+    """A new appointment the service accepts: a working day ahead, inside office hours."""
+    calendar = CalendarBook().for_agency(AGENCY.code)
+    day = calendar.next_working_day((now_vn() + timedelta(days=days_ahead)).date())
+    return datetime(day.year, day.month, day.day, hour, tzinfo=VN_TZ).isoformat()
+
+
+# ---- events as intake and the deadline service publish them ------------------------------------------
 
 def received(dossier_id: str) -> dict[str, Any]:
     return {
@@ -57,15 +81,80 @@ def received(dossier_id: str) -> dict[str, Any]:
     }
 
 
-def overdue(dossier_id: str) -> dict[str, Any]:
-    event = DeadlineOverdue(event_id=derived_id("deadline.overdue", dossier_id, DUE), occurred_at=DUE,
+def extended(dossier_id: str, at: datetime) -> dict[str, Any]:
+    return {"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"extended/{dossier_id}")), "type": "dossier.extended",
+            "schema_version": 1, "occurred_at": at.isoformat(), "source": "motcua-lang-son",
+            "dossier_id": dossier_id, "data": {"new_due_at": (at + timedelta(days=7)).isoformat(),
+                                               "reason": "Chờ xác minh"}}
+
+
+def overdue(dossier_id: str, due: datetime = DUE) -> dict[str, Any]:
+    event = DeadlineOverdue(event_id=derived_id("deadline.overdue", dossier_id, due), occurred_at=due,
                             source="tthc-deadline", dossier_id=dossier_id,
-                            data=OverdueData(due_at=DUE, handling_agency=AGENCY,
-                                             duration=Duration(value=5, unit="working_days")))
+                            data=OverdueData(due_at=due, handling_agency=AGENCY, duration=DURATION))
     return event.model_dump(mode="json")
 
 
+def at_risk(dossier_id: str, due: datetime = DUE) -> dict[str, Any]:
+    return DeadlineAtRisk(event_id=derived_id("deadline.at_risk", dossier_id, due), occurred_at=due - timedelta(days=1),
+                          source="tthc-deadline", dossier_id=dossier_id,
+                          data=AtRiskData(due_at=due, handling_agency=AGENCY, duration=DURATION)).model_dump(mode="json")
+
+
+def closed(dossier_id: str, outcome: str, at: datetime, due: datetime = DUE) -> dict[str, Any]:
+    return DeadlineClosed(event_id=derived_id("deadline.closed", dossier_id), occurred_at=at, source="tthc-deadline",
+                          dossier_id=dossier_id,
+                          data=ClosedData(outcome=outcome, closed_at=at, due_at=due,
+                                          late_by_hours=2.0 if outcome == "late" else None,
+                                          handling_agency=AGENCY, duration=DURATION)).model_dump(mode="json")
+
+
+def rescheduled(dossier_id: str, due: datetime, at: datetime) -> dict[str, Any]:
+    return DeadlineScheduled(event_id=derived_id("deadline.scheduled", dossier_id, due), occurred_at=at,
+                             source="tthc-deadline", dossier_id=dossier_id,
+                             data=ScheduledData(due_at=due, at_risk_at=None, handling_agency=AGENCY,
+                                                basis="supplement_restart")).model_dump(mode="json")
+
+
+def many_dossiers(n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(dossier events, deadline events) of `n` dossiers, each in its own order, with every rule at work:
+    at-risk then closed on time (cancelled), overdue without an at-risk moment, a moved due date, a late
+    close, an extension recorded by the one-stop software, redeliveries."""
+    dossier_events, deadline_events = [], []
+    for i in range(n):
+        d = f"D-R{i:03d}"
+        due = DUE + timedelta(days=i % 9)
+        dossier_events.append(received(d))
+        case = i % 6
+        if case == 0:
+            deadline_events += [at_risk(d, due), closed(d, "on_time", due - timedelta(hours=3), due)]
+        elif case == 1:
+            deadline_events += [overdue(d, due), overdue(d, due)]
+        elif case == 2:
+            later = due + timedelta(days=7)
+            deadline_events += [at_risk(d, due), rescheduled(d, later, due - timedelta(hours=20)), at_risk(d, later)]
+        elif case == 3:
+            deadline_events += [at_risk(d, due), overdue(d, due), closed(d, "late", due + timedelta(days=2), due)]
+        elif case == 4:
+            deadline_events += [at_risk(d, due)]
+            dossier_events.append(extended(d, due - timedelta(hours=2)))
+        else:
+            deadline_events += [closed(d, "late", due + timedelta(days=1), due)]
+        if i % 10 == 0:
+            dossier_events.append(received(d))  # the same receipt once more
+    return dossier_events, deadline_events
+
+
 # ---- Kafka helpers ---------------------------------------------------------------------------------
+
+async def create_topics(bootstrap: str, topics: list[str], partitions: int = 4) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics])
+    finally:
+        await admin.close()
+
 
 async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]] | list[bytes], key: str = "") -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
@@ -74,7 +163,8 @@ async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]] | lis
         for event in events:
             value = event if isinstance(event, bytes) else json.dumps(event, ensure_ascii=False).encode()
             k = key or (event["dossier_id"] if isinstance(event, dict) else "x")
-            await producer.send_and_wait(topic, value, key=k.encode())
+            await producer.send(topic, value, key=k.encode())
+        await producer.flush()
     finally:
         await producer.stop()
 
@@ -108,10 +198,10 @@ async def caught_up(bootstrap: str, group: str, topic: str) -> bool:
     await admin.start()
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
+        (described,) = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in described.get("partitions", ())]
         if not partitions:
-            await consumer.topics()  # refresh metadata once
-            partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
+            return False  # not created yet
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group)
         return all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())
@@ -133,9 +223,9 @@ async def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str 
 
 @asynccontextmanager
 async def apology_process(*, bootstrap: str, database_url: str, prefix: str, group: str, port: int,
-                          workdir: Path) -> AsyncIterator[httpx.AsyncClient]:
+                          workdir: Path, name: str = "apology", **env_extra: str) -> AsyncIterator[httpx.AsyncClient]:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("APOLOGY_")},
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "TTHC_TOPIC_PREFIX": prefix,
         "APOLOGY_DATABASE_URL": database_url,
@@ -145,8 +235,10 @@ async def apology_process(*, bootstrap: str, database_url: str, prefix: str, gro
         "APOLOGY_OFFICER_KEYS": f"{AGENCY.code}={hash_key(KEY)}",
         "APOLOGY_LOG_FORMAT": "text",
         "APOLOGY_OUTBOX_POLL_INTERVAL_S": "0.2",
+        "APOLOGY_POISON_BACKOFF_S": "0.05",
+        **env_extra,
     }
-    log_path = workdir / f"apology-{group}.log"
+    log_path = workdir / f"{name}-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tthc_apology"], env=env, cwd=workdir, stdout=log,
                                 stderr=subprocess.STDOUT)
@@ -173,7 +265,7 @@ async def apology_process(*, bootstrap: str, database_url: str, prefix: str, gro
 
 
 async def list_items(client: httpx.AsyncClient, **params: str) -> list[dict[str, Any]]:
-    response = await client.get("/v1/apologies", params=params, headers=AUTH)
+    response = await client.get("/v1/apologies", params={"page_size": "500", **params}, headers=AUTH)
     assert response.status_code == 200, response.text
     return response.json()["items"]
 
@@ -189,21 +281,25 @@ def rows_in(database_url: str, query: str) -> list[Any]:
 
 # ---- tests -------------------------------------------------------------------------------------------
 
-async def test_receipt_and_overdue_become_a_letter_issued_once(
+async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_becomes_a_letter_issued_once(
         kafka_bootstrap: str, pg_database_url: str, topic_prefix: str, free_port: int, tmp_path: Path) -> None:
     topics = Topics(topic_prefix)
+    await create_topics(kafka_bootstrap, [topics.dossier_events, topics.deadline_events])
+    # In Kafka before the service starts: read as one batch, the poison messages among the good ones.
+    await produce(kafka_bootstrap, topics.dossier_events, [received("D-1"), received("D-2")])
+    not_an_event = json.dumps({**overdue("D-1"), "data": {"due_at": "tomorrow"}}).encode()
+    await produce(kafka_bootstrap, topics.deadline_events,
+                  [b"{poison", overdue("D-1"), not_an_event, overdue("D-2"), overdue("D-1")], key="D-1")
     async with apology_process(bootstrap=kafka_bootstrap, database_url=pg_database_url, prefix=topic_prefix,
                                group=f"{topic_prefix}apology", port=free_port, workdir=tmp_path) as client:
-        await produce(kafka_bootstrap, topics.dossier_events, [received("D-1")])
-        await produce(kafka_bootstrap, topics.deadline_events, [b"{poison", overdue("D-1")], key="D-1")
-
         async def drafted_and_ready() -> list[dict[str, Any]]:
             items = await list_items(client)
-            return items if items and items[0]["letter_ready"] else []
+            return items if len(items) == 2 and all(i["letter_ready"] for i in items) else []
 
-        (item,) = await eventually(drafted_and_ready, what="the draft")
+        items = await eventually(drafted_and_ready, what="the drafts")
         apology_id = apology_id_for("D-1", "overdue", DUE)
-        assert (item["apology_id"], item["kind"], item["status"]) == (apology_id, "overdue", "draft")
+        assert sorted((i["apology_id"], i["kind"], i["status"]) for i in items) == sorted(
+            [(apology_id, "overdue", "draft"), (apology_id_for("D-2", "overdue", DUE), "overdue", "draft")])
 
         document = await client.get(f"/v1/apologies/{apology_id}.docx", headers=AUTH)
         assert document.status_code == 200
@@ -211,25 +307,29 @@ async def test_receipt_and_overdue_become_a_letter_issued_once(
         assert APPLICANT in text
 
         issued = await client.post(f"/v1/apologies/{apology_id}/issue", headers=AUTH,
-                                   json={"reason": "Chờ xác minh", "new_due_at": "2026-03-17T17:00:00+07:00"})
+                                   json={"reason": "Chờ xác minh", "new_due_at": appointment()})
         assert issued.status_code == 200 and issued.json()["number"] == "01/PXL"
         again = await client.post(f"/v1/apologies/{apology_id}/issue", headers=AUTH,
-                                  json={"reason": "Lần hai", "new_due_at": "2026-03-18T17:00:00+07:00"})
-        assert again.status_code == 409
+                                  json={"reason": "Lần hai", "new_due_at": appointment(15)})
+        assert again.status_code == 409 and again.json()["errors"][0]["reason"].startswith("already issued")
 
         async def published() -> list[Any]:
             records = await read_topic(kafka_bootstrap, topics.apology_events, settle_s=1.0)
             return records if events_of(records, "apology.issued") else []
 
         records = await eventually(published, what="apology.issued on Kafka")
+        metrics = (await client.get("/metrics")).text
 
-    assert [e["data"]["apology_id"] for e in events_of(records, "apology.drafted")] == [apology_id]
+    assert sorted(e["data"]["apology_id"] for e in events_of(records, "apology.drafted")) == sorted(
+        [apology_id, apology_id_for("D-2", "overdue", DUE)])
     assert [(e["data"]["apology_id"], e["data"]["number"]) for e in events_of(records, "apology.issued")] == [
         (apology_id, "01/PXL")]
-    assert all(r.key == b"D-1" for r in records)
+    assert all(r.key == json.loads(r.value)["dossier_id"].encode() for r in records)
     dead = await read_topic(kafka_bootstrap, topics.dead_letter)
-    assert [r.value for r in dead] == [b"{poison"]
-    assert "not valid JSON" in dict(dead[0].headers)["x-dead-letter-reason"].decode()
+    assert sorted(r.value for r in dead) == sorted([b"{poison", not_an_event])
+    reasons = {r.value: dict(r.headers)["x-dead-letter-reason"].decode() for r in dead}
+    assert "not valid JSON" in reasons[b"{poison"] and "due_at" in reasons[not_an_event]
+    assert 'tthc_consumer_batch_records_count{consumer="apology.deadline-events"}' in metrics
 
 
 async def test_a_restart_and_a_replay_with_a_new_consumer_group_still_leave_one_draft(
@@ -279,7 +379,7 @@ async def test_concurrent_issuing_on_postgresql_never_repeats_a_number(
 
         await eventually(all_drafted, what="15 drafts")
         ids = [apology_id_for(d, "overdue", DUE) for d in dossiers]
-        body = {"reason": "Quá tải hồ sơ", "new_due_at": (DUE + timedelta(days=3)).isoformat()}
+        body = {"reason": "Quá tải hồ sơ", "new_due_at": appointment()}
         responses = await asyncio.gather(*(client.post(f"/v1/apologies/{i}/issue", json=body, headers=AUTH)
                                            for i in ids + ids[:5]))
 
@@ -288,3 +388,53 @@ async def test_concurrent_issuing_on_postgresql_never_repeats_a_number(
     assert numbers == [f"{n:02d}/PXL" for n in range(1, 16)]
     records = await read_topic(kafka_bootstrap, topics.apology_events)
     assert sorted(e["data"]["number"] for e in events_of(records, "apology.issued")) == numbers
+
+
+LETTERS = ("SELECT apology_id, dossier_id, kind, status, agency_code, due_at, proposed_due_at, drafted_at, "
+           "cancel_reason, cancelled_at FROM apologies ORDER BY apology_id")
+
+
+async def test_two_replicas_on_four_partitions_draft_exactly_what_one_replica_drafts(
+        kafka_bootstrap: str, postgres_url: str, tmp_path: Path) -> None:
+    dossier_events, deadline_events = many_dossiers(120)
+    runs: dict[str, Any] = {}
+    with fresh_databases(postgres_url, ["apology_one", "apology_two"]) as (one_url, two_url):
+        for name, url, replicas in (("one", one_url, 1), ("two", two_url, 2)):
+            prefix = f"t-{uuid.uuid4().hex[:8]}."
+            topics, group = Topics(prefix), f"{prefix}apology"
+            await create_topics(kafka_bootstrap, [topics.dossier_events, topics.deadline_events])
+            ports = free_ports(replicas)
+            async with AsyncExitStack() as stack:
+                clients = [await stack.enter_async_context(apology_process(
+                    bootstrap=kafka_bootstrap, database_url=url, prefix=prefix, group=group, port=port,
+                    workdir=tmp_path, name=f"{name}-{n}", APOLOGY_BATCH_MAX_RECORDS="40"))
+                    for n, port in enumerate(ports)]
+                await asyncio.sleep(3)  # both replicas in the group before the events come
+                await produce(kafka_bootstrap, topics.dossier_events, dossier_events)
+                await produce(kafka_bootstrap, topics.deadline_events, deadline_events)
+
+                async def done(url: str = url, topics: Topics = topics, group: str = group) -> bool:
+                    return (await caught_up(kafka_bootstrap, group, topics.dossier_events)
+                            and await caught_up(kafka_bootstrap, group + DEADLINE_GROUP_SUFFIX,
+                                                topics.deadline_events)
+                            and rows_in(url, "SELECT count(*) FROM outbox")[0][0] == 0)
+
+                await eventually(done, timeout=120, what=f"{name} replica(s) caught up")
+                metrics = [(await c.get("/metrics")).text for c in clients]
+            records = await read_topic(kafka_bootstrap, topics.apology_events)
+            per_dossier: dict[str, list[str]] = {}
+            for r in records:  # one dossier's events stay in order on its partition
+                per_dossier.setdefault(r.key.decode(), []).append(r.value.decode())
+            runs[name] = (rows_in(url, LETTERS), per_dossier, metrics)
+
+    (letters_one, published_one, _), (letters_two, published_two, metrics_two) = runs["one"], runs["two"]
+    assert letters_two == letters_one
+    assert published_two == published_one
+    statuses = {(row[2], row[3]) for row in letters_one}
+    assert {("at_risk", "cancelled"), ("overdue", "draft"), ("at_risk", "draft"), ("late_result", "draft")} <= statuses
+    # Both replicas of the second run consumed deadline events (the four partitions were shared).
+    for text in metrics_two:
+        assert 'tthc_consumer_batch_records_count{consumer="apology.deadline-events"}' in text
+        count = next(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                     if line.startswith('tthc_consumer_batch_records_sum{consumer="apology.deadline-events"}'))
+        assert count > 0

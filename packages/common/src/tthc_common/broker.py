@@ -32,6 +32,8 @@ with warnings.catch_warnings():
 
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
+from .asyncapi import undecoded
+
 logger = logging.getLogger("tthc.broker")
 
 if TYPE_CHECKING:
@@ -175,7 +177,7 @@ def batch_options(settings: ServiceSettings, *, group_suffix: str = "", **extra:
         "max_records": settings.batch_max_records,
         "batch_timeout_ms": settings.batch_linger_ms,
         "isolation_level": "read_committed",
-        "decoder": records_only,
+        "decoder": undecoded,  # the handler's BatchRunner parses each record (tthc_common.asyncapi)
         **extra,
     }
 
@@ -189,40 +191,3 @@ def consumer_options(settings: ServiceSettings, *, group_suffix: str = "",
         "auto_offset_reset": auto_offset_reset,
         **extra,
     }
-
-
-# -- AsyncAPI (`/asyncapi`): what a service consumes and publishes, with the contract's payload schemas -----
-def documented(model: Any) -> Any:
-    """The type of a batch handler's first parameter: described in the AsyncAPI document as a list of
-    `model` (a contract model or union), never validated (FastStream hands it nothing: `records_only`); the
-    handler's `BatchRunner` parses every record itself, so that one bad record is set aside alone.
-
-        @router.subscriber(topic, **batch_options(settings))
-        async def on_events(events: documented(DossierEvent), msg: KafkaMessage) -> None: ...
-    """
-    from pydantic import TypeAdapter
-    from pydantic_core import core_schema
-
-    adapter: TypeAdapter[Any] = TypeAdapter(model)
-
-    class Documented:
-        @classmethod
-        def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
-            return core_schema.any_schema()
-
-        @classmethod
-        def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> Any:
-            return handler(adapter.core_schema)
-
-    return list[Documented]  # type: ignore[valid-type]
-
-
-async def records_only(msg: Any, original: Any = None) -> list[Any]:
-    """A decoder that leaves the records to the handler's runner (`msg.raw_message`)."""
-    return []
-
-
-def declare_publisher(router: KafkaRouter, topic: str, payload: Any, *, title: str, description: str) -> None:
-    """Declare in the AsyncAPI document that the service publishes `payload` to `topic` (it publishes
-    through its outbox relay; this publisher object only describes it)."""
-    router.publisher(topic, schema=payload, title=title, description=description)

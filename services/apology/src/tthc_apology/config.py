@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from pydantic import field_validator
-
 from tthc_common.settings import ServiceSettings, service_settings_config
 
-from .officer_keys import OfficerKeys
+OFFICER_KEYS_SETTING = "APOLOGY_OFFICER_KEYS"
 
 
 class ApologySettings(ServiceSettings):
@@ -19,14 +18,17 @@ class ApologySettings(ServiceSettings):
 
     # Rendered letters (DOCX, PDF previews) are cached here; they can always be rendered again.
     documents_dir: Path = Path("var/apologies")
-    # Same file as the deadline service's: proposed appointments are counted on the agency's calendar.
+    # Same file as the deadline service's: proposed appointments and the officers' new appointments are
+    # counted and checked on the agency's calendar.
     calendar_file: Path | None = None
-    # `agency_code=sha256hex,...` (see officer_keys.py). Empty: nobody can use the HTTP API.
+    # `<agency code>=sha256:<64 hex>,...` (tthc_common.keys; `python -m tthc_apology hash-key KEY`).
+    # Empty: nobody can use the HTTP API or the inbox. Parsed when the app is built (a malformed value
+    # refuses the start with one line naming the entry).
     officer_keys: str = ""
     # `<templates_dir>/<agency_code>.docx` replaces the bundled Mẫu 04 for that agency.
     templates_dir: Path | None = None
 
-    # What the events do not carry; empty means "read it off the agency's name" (letter_fields.py).
+    # What the events do not carry; empty means "read it off the agency's name" (tthc_core letter fields).
     letter_parent_agency: str | None = None
     letter_place: str | None = None
     letter_one_stop_unit_name: str | None = None
@@ -35,20 +37,8 @@ class ApologySettings(ServiceSettings):
     # LibreOffice is slow and memory-hungry: a few conversions at a time, each with a time limit.
     pdf_timeout_s: float = 60.0
     pdf_concurrency: int = 2
-    # Rows per page of GET /v1/apologies.
-    page_size: int = 100
-
-    @field_validator("officer_keys")
-    @classmethod
-    def _keys_parse(cls, value: str) -> str:
-        OfficerKeys.parse(value)  # raises with the entry number, never the value
-        return value
 
     @field_validator("calendar_file", "templates_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
-
-    @property
-    def keys(self) -> OfficerKeys:
-        return OfficerKeys.parse(self.officer_keys)

@@ -12,22 +12,25 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import tempfile
+import unicodedata
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tthc_adapters.pdf import docx_to_pdf, find_soffice
 from tthc_contracts.events import parse_dossier_event
 from tthc_contracts.timefmt import to_vn
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import fold
 from tthc_core.docx_stable import stable_docx
 from tthc_core.letter import LetterFields, check_template, render_letter
-from tthc_adapters.pdf import docx_to_pdf, find_soffice
 from tthc_core.letter_fields import LetterDefaults, letter_for_draft
 
 from .config import ApologySettings
 from .models import Apology, ApologyDossier
+from .queries import draft_of
 
 
 class LetterNotReady(Exception):
@@ -63,12 +66,17 @@ def receipt_of(dossier: ApologyDossier | None) -> Any | None:
     return parse_dossier_event(json.loads(dossier.received_event))
 
 
-def applicant_summary(dossier: ApologyDossier | None) -> dict[str, str | None]:
-    """Applicant name and procedure name for the officer's list (personal data: responses only)."""
-    if dossier is None or dossier.received_event is None:
-        return {"applicant_name": None, "procedure_name": None}
-    data = json.loads(dossier.received_event)["data"]
-    return {"applicant_name": data["applicant"]["name"], "procedure_name": data["procedure"]["name"]}
+def _file_safe(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z._-]+", "-", unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+                  ).strip("-.") or "phieu"
+
+
+def download_name(row: Apology, suffix: str) -> str:
+    """An issued letter is named after its number (`01-PXL-<dossier>.docx`), as the officer files it; a
+    draft or a cancelled one says what it is (`phieu-xin-loi-<dossier>-<kind>.docx`)."""
+    if row.status == "issued" and row.number:
+        return f"{_file_safe(row.number)}-{_file_safe(row.dossier_id)}{suffix}"
+    return f"phieu-xin-loi-{_file_safe(row.dossier_id)}-{row.kind}{suffix}"
 
 
 class Letters:
@@ -95,10 +103,11 @@ class Letters:
         assert state is not None
         if row.status == "issued":
             assert row.issued_at is not None
-            return letter_for_draft(row.to_draft(), state, received, self.defaults, reason=row.reason,
+            # The number exactly as stored and published ("01/PXL"): the template prints it as it is.
+            return letter_for_draft(draft_of(row), state, received, self.defaults, reason=row.reason,
                                     number=row.number, issued_on=to_vn(row.issued_at).date(),
                                     new_due_at=row.new_due_at)
-        return letter_for_draft(row.to_draft(), state, received, self.defaults)
+        return letter_for_draft(draft_of(row), state, received, self.defaults)
 
     def _template_identity(self, agency_code: str) -> tuple[Path | None, str]:
         path = self.templates.get(agency_code)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter
 
-from .ledger_store import Published
+from .units import Published
 
 
 class ApologyMetrics:

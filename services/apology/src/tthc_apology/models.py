@@ -1,29 +1,23 @@
-"""Tables of the apology service (Alembic history in services/apology/migrations).
+"""Tables of the apology service (Alembic history in migrations/).
 
-- `apology_dossiers`: per dossier, what a letter needs from its receipt (personal data: the applicant)
-  and whether the one apology the law allows was already given;
-- `apologies`: one row per draft, exactly one per (dossier, kind, due_at) — also a unique constraint;
+- `apology_dossiers`: per dossier, what a letter needs from its receipt (personal data: the applicant),
+  the extensions seen so far, and whether the one apology the law allows was already given;
+- `apologies`: one row per draft, exactly one per (dossier, kind, due_at), also a unique constraint;
 - `apology_number_counters`: the last "NN/PXL" number handed out per (agency, year), never reused;
 - plus the common `processed_events` and `outbox` tables (tthc_common).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
-
-from tthc_common.types import UtcDateTime
 from tthc_common.idempotency import ProcessedEvent  # noqa: F401  (registers the table in SQLModel.metadata)
 from tthc_common.outbox import OutboxMessage  # noqa: F401
-from tthc_contracts.events import Agency
-from tthc_core.apology import Draft
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from tthc_common.types import UtcDateTime
+from tthc_contracts.timefmt import utcnow
 
 
 def _ts(nullable: bool = True) -> Any:
@@ -34,7 +28,7 @@ class ApologyDossier(SQLModel, table=True):
     __tablename__ = "apology_dossiers"
 
     dossier_id: str = Field(primary_key=True, max_length=64)
-    # The winning dossier.received (earliest occurred_at, then event_id) as its JSON: personal data,
+    # The winning dossier.received (tthc_core.deadlines.receipt_winner) as its JSON: personal data,
     # served to the agency's officers in letters, never logged.
     received_event: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     received_event_id: str | None = Field(default=None, max_length=64)
@@ -64,6 +58,7 @@ class Apology(SQLModel, table=True):
     status: str = Field(max_length=16)  # draft | cancelled | issued
     drafted_at: datetime | None = _ts()  # event time of the trigger
     cancel_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    cancelled_at: datetime | None = _ts()  # event time of the cancellation (migration 0003)
     number: str | None = Field(default=None, max_length=32)
     number_year: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     issued_at: datetime | None = _ts()
@@ -72,51 +67,6 @@ class Apology(SQLModel, table=True):
     issued_by_key: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UtcDateTime(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UtcDateTime(), nullable=False))
-
-    def to_draft(self) -> Draft:
-        return Draft(
-            apology_id=self.apology_id,
-            dossier_id=self.dossier_id,
-            kind=self.kind,
-            due_at=self.due_at,
-            agency=Agency(code=self.agency_code, name=self.agency_name),
-            proposed_due_at=self.proposed_due_at,
-            status=self.status,  # type: ignore[arg-type]
-            drafted_at=self.drafted_at,
-            cancel_reason=self.cancel_reason,
-            number=self.number,
-            issued_at=self.issued_at,
-            new_due_at=self.new_due_at,
-            reason=self.reason,
-        )
-
-    @classmethod
-    def from_draft(cls, draft: Draft) -> Apology:
-        row = cls(
-            apology_id=draft.apology_id,
-            dossier_id=draft.dossier_id,
-            kind=draft.kind,
-            due_at=draft.due_at,
-            agency_code=draft.agency.code,
-            agency_name=draft.agency.name,
-            proposed_due_at=draft.proposed_due_at,
-            status=draft.status,
-            drafted_at=draft.drafted_at,
-        )
-        row.copy_progress(draft)
-        return row
-
-    def copy_progress(self, draft: Draft) -> bool:
-        """Take the draft's mutable fields; True when anything changed."""
-        changed = False
-        for name in ("status", "cancel_reason", "number", "issued_at", "new_due_at", "reason"):
-            value = getattr(draft, name)
-            if getattr(self, name) != value:
-                setattr(self, name, value)
-                changed = True
-        if changed:
-            self.updated_at = utcnow()
-        return changed
 
 
 class ApologyNumberCounter(SQLModel, table=True):

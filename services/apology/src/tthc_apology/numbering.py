@@ -4,6 +4,7 @@ The counter row of (agency, year) is locked for the rest of the issuing transact
 SELECT ... FOR UPDATE; SQLite: the whole transaction holds the write lock from BEGIN IMMEDIATE), so
 two officers issuing at the same moment get consecutive numbers. A number an officer typed by hand
 is skipped by the counter later; the unique constraint (agency, year, number) is the last guard.
+Called only by `units.issue_letter`, inside its transaction.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import unicodedata
 
 from sqlalchemy import select
 from sqlmodel import Session
-
 from tthc_common.db import insert_ignoring_conflict
+
 from .models import Apology, ApologyNumberCounter
 
 SUFFIX = "/PXL"

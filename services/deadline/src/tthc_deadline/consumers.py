@@ -11,7 +11,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tthc_common.batches import record_json
-from tthc_common.broker import KafkaMessage, KafkaRouter, batch_options, declare_publisher, documented
+from tthc_common.asyncapi import declare_publisher, payload_of
+from tthc_common.broker import KafkaMessage, KafkaRouter, batch_options
 from tthc_contracts import parse_dossier_event
 from tthc_contracts.derived import DeadlineEvent, Tick
 from tthc_contracts.events import DossierEvent
@@ -39,12 +40,12 @@ def register_consumers(router: KafkaRouter, deps: Deps) -> None:
 
     @router.subscriber(topics.dossier_events, **batch_options(deps.settings), title="dossier-events",
                        description="Dossier events posted by one-stop software through intake (events.md)")
-    async def on_dossier_events(events: documented(DossierEvent), msg: KafkaMessage) -> None:
+    async def on_dossier_events(payload: payload_of(DossierEvent), msg: KafkaMessage) -> None:
         after_dossier_events(deps, await deps.dossier_events.run(msg.raw_message))
 
     @router.subscriber(topics.deadline_ticks, **batch_options(deps.settings, group_suffix=TICKS_GROUP_SUFFIX),
                        title="deadline-ticks", description="The service's own wall-clock ticks (interfaces.md, Time)")
-    async def on_ticks(ticks: documented(Tick), msg: KafkaMessage) -> None:
+    async def on_ticks(payload: payload_of(Tick), msg: KafkaMessage) -> None:
         after_ticks(deps, await deps.ticks.run(msg.raw_message))
     declare_publisher(router, topics.deadline_events, DeadlineEvent, title="deadline-events",
                       description="deadline.scheduled, deadline.at_risk, deadline.overdue, deadline.closed "

@@ -10,14 +10,15 @@ A record that does not parse as its topic's event is set aside on the dead-lette
 (`parse_*` below); the rest of its batch is processed.
 
 The handlers' first parameter only documents the payload in the AsyncAPI document (`/asyncapi`):
-`tthc_common.broker.documented`.
+`tthc_common.asyncapi.payload_of`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tthc_common.broker import KafkaMessage, KafkaRouter, batch_options, documented
+from tthc_common.asyncapi import payload_of
+from tthc_common.broker import KafkaMessage, KafkaRouter, batch_options
 from tthc_contracts import apology_event_adapter, deadline_event_adapter
 from tthc_contracts.derived import ApologyEvent, DeadlineEvent
 from tthc_contracts.events import DossierEvent, parse_dossier_event_json
@@ -48,9 +49,9 @@ def parse_deadline_record(record: Any) -> Any:
     return deadline_event_adapter.validate_json(_value(record))
 
 
-DossierEvents = documented(DossierEvent)
-ApologyEvents = documented(ApologyEvent)
-DeadlineEvents = documented(DeadlineEvent)
+DossierEventPayload = payload_of(DossierEvent, "DossierEvent")
+ApologyEventPayload = payload_of(ApologyEvent, "ApologyEvent")
+DeadlineEventPayload = payload_of(DeadlineEvent, "DeadlineEvent")
 
 
 def register_consumers(router: KafkaRouter, deps: Deps) -> None:
@@ -58,15 +59,15 @@ def register_consumers(router: KafkaRouter, deps: Deps) -> None:
 
     @router.subscriber(topics.dossier_events, **batch_options(settings),
                        description="Dossier events (events.md): stored redacted, folded into their states")
-    async def on_dossier_events(events: DossierEvents, msg: KafkaMessage) -> None:
+    async def on_dossier_events(payload: DossierEventPayload, msg: KafkaMessage) -> None:
         deps.metrics.stored(await deps.dossier_events.run(msg.raw_message))
 
     @router.subscriber(topics.apology_events, **batch_options(settings, group_suffix=APOLOGY_GROUP),
                        description="Apology events: the first apology.issued instant of each dossier")
-    async def on_apology_events(events: ApologyEvents, msg: KafkaMessage) -> None:
+    async def on_apology_events(payload: ApologyEventPayload, msg: KafkaMessage) -> None:
         deps.metrics.stored(await deps.apology_events.run(msg.raw_message))
 
     @router.subscriber(topics.deadline_events, **batch_options(settings, group_suffix=DEADLINE_GROUP),
                        description="Deadline events: first closes, counted by agency and outcome")
-    async def on_deadline_events(events: DeadlineEvents, msg: KafkaMessage) -> None:
+    async def on_deadline_events(payload: DeadlineEventPayload, msg: KafkaMessage) -> None:
         deps.metrics.stored(await deps.deadline_events.run(msg.raw_message))
