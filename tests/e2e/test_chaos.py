@@ -46,7 +46,9 @@ def post_until_accepted(client: httpx.Client, stack: Any, batch: list[dict[str, 
 def test_kills_and_a_broker_crash_change_nothing(postgres_url: str, service_databases: dict[str, str],
                                                    topic_prefix: str, tmp_path: Path) -> None:
     events = generate_day(DAY, dossiers=200, seed=11, resends=0.02)
-    agencies = sorted({e["data"]["handling_agency"]["code"] for e in events if e["type"] == "dossier.received"})
+    # every agency that may hold a dossier, so the comparison can read each one's letters
+    agencies = sorted({e["data"]["handling_agency"]["code"] for e in events if e["type"] == "dossier.received"}
+                      | {e["data"]["to_agency"]["code"] for e in events if e["type"] == "dossier.transferred"})
     batches = [events[i:i + BATCH] for i in range(0, len(events), BATCH)]
     chaos_log: list[str] = []
     rng = random.Random(3)
