@@ -74,11 +74,18 @@ class KeptBroker:
     def _run(self, command: str) -> None:
         env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_DATA_DIR": str(self.data_dir),
                "KAFKA_KEEP_DATA": "1"}
-        subprocess.run([str(ROOT / "deploy/local/kafka.sh"), command], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=180)
+        done = subprocess.run([str(ROOT / "deploy/local/kafka.sh"), command], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, timeout=180)
+        if done.returncode != 0:
+            raise RuntimeError(f"kafka.sh {command} failed:\n{done.stderr[-4000:]}")
 
     def start(self) -> None:
-        self._run("start")
+        try:
+            self._run("start")
+        except RuntimeError:
+            # Right after a crash its listening ports may not be free yet (seen once in many runs): once more.
+            time.sleep(3)
+            self._run("start")
 
     def kill(self) -> None:
         pid = int((self.data_dir / "kafka.pid").read_text().strip())
