@@ -171,6 +171,7 @@ def router(deps: Deps) -> APIRouter:
             "keyed by `dossier_id`. 202 once Kafka acknowledged every event; any refusal lists every problem "
             "with the event's `index` and the `field`, and nothing of the request is published."),
         responses={
+            202: {"description": "Every event of the request is durably in Kafka, or was accepted before"},
             **error_responses(401, 403, 413, 415, 422, 503),
             401: {**error_responses(401)[401], "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
             503: {**error_responses(503)[503], "headers": {"Retry-After": {
