@@ -642,3 +642,13 @@ def test_a_bad_setting_refuses_start_up_with_one_line(monkeypatch: Any, capsys: 
     assert err.count("\n") == 1 and err.startswith("intake: refusing to start: "), err
     assert words in err
     assert KEY not in err  # a misconfigured plain key is never echoed
+
+
+async def test_an_event_far_in_the_future_hears_of_the_clock_besides_its_other_problems(intake: Intake) -> None:
+    with_appointment = changed(received(), "data.appointment_at", "2026-02-27T10:00:00+07:00")
+    response = await intake.post(changed(with_appointment, "occurred_at", "9999-12-31T23:59:59+07:00"))
+
+    assert response.status_code == 422
+    fields = {e["field"]: e["reason"] for e in assert_error_shape(response)}
+    assert "future" in fields["occurred_at"]
+    assert "within 10 years" in fields["data.appointment_at"]

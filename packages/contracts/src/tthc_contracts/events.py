@@ -479,6 +479,8 @@ DOSSIER_EVENT_TYPES: tuple[str, ...] = tuple(
 CLOSING_TYPES = frozenset({"dossier.resolved", "dossier.withdrawn", "dossier.stopped", "dossier.returned"})
 
 dossier_event_adapter: TypeAdapter[Any] = TypeAdapter(DossierEvent)
+# One timestamp checked as the contract checks them (raises pydantic's ValidationError).
+timestamp_adapter: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 
 
 class FieldError(BaseModel):

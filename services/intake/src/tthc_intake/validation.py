@@ -18,7 +18,8 @@ from typing import Any
 
 from tthc_common.errors import Problem
 from tthc_common.publish import OutgoingMessage
-from tthc_contracts.events import MAX_NESTING, EventValidationError, parse_dossier_event
+from pydantic import ValidationError
+from tthc_contracts.events import MAX_NESTING, EventValidationError, parse_dossier_event, timestamp_adapter
 from tthc_contracts.timefmt import format_ts
 
 
@@ -107,14 +108,28 @@ def validate_events(raws: list[Any], *, latest_occurred_at: datetime) -> tuple[l
         except EventValidationError as exc:
             problems.extend(Problem(index=index, field=None if e.field == "(event)" else e.field, reason=e.reason)
                             for e in exc.errors)
+            if all(e.field != "occurred_at" for e in exc.errors):  # and the clock's bound, if it applies
+                problems.extend(_ahead_of_clock(index, _occurred_at(raw), latest_occurred_at))
             continue
-        if event.occurred_at > latest_occurred_at:
-            problems.append(Problem(index=index, field="occurred_at", reason=(
-                f"lies in the future: intake takes events up to {format_ts(latest_occurred_at)} "
-                "(its clock plus the allowed lead)")))
+        if ahead := _ahead_of_clock(index, event.occurred_at, latest_occurred_at):
+            problems.extend(ahead)
             continue
         events.append(event)
     return events, problems
+
+
+def _occurred_at(raw: Any) -> datetime | None:
+    try:
+        return timestamp_adapter.validate_python(raw.get("occurred_at") if isinstance(raw, dict) else None)
+    except ValidationError:
+        return None
+
+
+def _ahead_of_clock(index: int, occurred_at: datetime | None, latest: datetime) -> list[Problem]:
+    if occurred_at is None or occurred_at <= latest:
+        return []
+    return [Problem(index=index, field="occurred_at", reason=(
+        f"lies in the future: intake takes events up to {format_ts(latest)} (its clock plus the allowed lead)"))]
 
 
 def oversized(messages: Sequence[OutgoingMessage], max_event_bytes: int) -> list[Problem]:
