@@ -122,13 +122,12 @@ async def accept_events(deps: Deps, source: str, raws: list[Any]) -> Accepted:
         logger.warning("duplicate check failed", extra={"error": type(exc).__name__})
         raise refuse(503, RejectReason.DATABASE_UNAVAILABLE, [Problem(reason="the database is unavailable; retry "
                                                                            "later")], headers=retry_later) from None
-    new, duplicates = split_duplicates(events, seen)
-    positions = {id(e): i for i, e in enumerate(events)}
+    new_at, duplicate_at = split_duplicates(events, seen)
+    new, duplicates = [events[i] for i in new_at], [events[i] for i in duplicate_at]
     try:
-        await deps.publisher.publish([messages[positions[id(e)]] for e in new])
+        await deps.publisher.publish([messages[i] for i in new_at])
     except PublishRefused as exc:
-        index = positions[id(new[exc.index])]
-        raise refuse(413, RejectReason.TOO_LARGE, [Problem(index=index, reason=exc.reason)]) from None
+        raise refuse(413, RejectReason.TOO_LARGE, [Problem(index=new_at[exc.index], reason=exc.reason)]) from None
     except BrokerUnavailable as exc:
         # Nothing of the request is readable (the transaction was not committed): the sender retries it all.
         raise refuse(503, RejectReason.KAFKA_UNAVAILABLE, [Problem(reason=f"{exc}; retry later")],

@@ -138,16 +138,16 @@ def oversized(messages: Sequence[OutgoingMessage], max_event_bytes: int) -> list
             for index, m in enumerate(messages) if len(m.value) > max_event_bytes]
 
 
-def split_duplicates(events: list[Any], seen_before: set[str]) -> tuple[list[Any], list[Any]]:
-    """(new, duplicates) in request order. A repeated `event_id` inside the request is a duplicate
-    from its second occurrence on; all events of a request share one source."""
-    new: list[Any] = []
-    duplicates: list[Any] = []
+def split_duplicates(events: list[Any], seen_before: set[str]) -> tuple[list[int], list[int]]:
+    """Positions of the (new, duplicate) events, in request order. A repeated `event_id` inside the request is
+    a duplicate from its second occurrence on; all events of a request share one source."""
+    new: list[int] = []
+    duplicates: list[int] = []
     seen = set(seen_before)
-    for event in events:
+    for position, event in enumerate(events):
         if event.event_id in seen:
-            duplicates.append(event)
+            duplicates.append(position)
         else:
             seen.add(event.event_id)
-            new.append(event)
+            new.append(position)
     return new, duplicates
