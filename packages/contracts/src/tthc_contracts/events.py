@@ -65,7 +65,8 @@ _RFC3339 = re.compile(
 )
 TIMESTAMP_EXAMPLE = "2026-02-13T10:00:00+07:00"
 # The same rule for JSON Schema readers (ECMA-262: no named groups; the offset required).
-TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+TIMESTAMP_PATTERN = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+                     r"(Z|[+-][0-9]{2}:[0-9]{2})$")
 
 
 def _timestamp(value: Any) -> Any:
@@ -161,8 +162,8 @@ def _exactly_one(value: Any) -> Any:
     return value
 
 
-SchemaVersion = Annotated[Literal[1], BeforeValidator(_exactly_one),
-                          WithJsonSchema({"type": "integer", "const": 1, "description": "the integer 1 (not true, not 1.0)"})]
+SchemaVersion = Annotated[Literal[1], BeforeValidator(_exactly_one), WithJsonSchema(
+    {"type": "integer", "const": 1, "description": "the integer 1 (not true, not 1.0)"})]
 
 Channel = Literal["in_person", "online", "postal"]
 DurationUnit = Literal["working_days", "working_hours", "calendar_days", "months"]

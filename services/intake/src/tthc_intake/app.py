@@ -58,7 +58,8 @@ def create_app(settings: IntakeSettings | None = None, *, publisher: EventPublis
             bootstrap_servers=settings.kafka_bootstrap_servers, transactional_id=settings.transactional_id,
             client_id=f"tthc-{settings.service_name}-events", publish_timeout_s=settings.kafka_publish_timeout_s,
             down_timeout_s=settings.kafka_down_publish_timeout_s,
-            transaction_timeout_s=settings.kafka_transaction_timeout_s, max_request_bytes=PRODUCER_MAX_REQUEST_BYTES,
+            transaction_timeout_s=settings.kafka_transaction_timeout_s,
+            max_request_bytes=PRODUCER_MAX_REQUEST_BYTES,
             watch_interval_s=settings.broker_watch_interval_s, probe=partial(kafka_ready, kafka.broker))
     deps = Deps(settings=settings, engine=engine, keys=keys,
                 metrics=IntakeMetrics(registry, kafka_reachable=lambda: publisher.reachable), publisher=publisher)

@@ -9,7 +9,6 @@ same way. A request is refused whole or every new event of it is in Kafka before
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -55,7 +54,8 @@ class Accepted(BaseModel):
     """Every event of the request is durably in Kafka (or was accepted before)."""
 
     accepted: int = Field(description="new events, published")
-    duplicates: int = Field(description="events already accepted before (same source and event_id), not published again")
+    duplicates: int = Field(description=(
+        "events already accepted before (same source and event_id), not published again"))
 
 
 class SchemaLink(BaseModel):
@@ -85,21 +85,18 @@ async def read_body_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@dataclass(frozen=True)
-class _Refusal:
-    deps: Deps
-
-    def __call__(self, status: int, reason: RejectReason, problems: list[Problem], *,
-                 headers: dict[str, str] | None = None) -> ApiError:
-        self.deps.metrics.rejected.labels(reason.value).inc()
-        logger.info("request refused", extra={"status": status, "reason": reason.value})
-        return ApiError(status, problems=problems, headers=headers)
+def _refusal(deps: Deps, status: int, reason: RejectReason, problems: list[Problem], *,
+             headers: dict[str, str] | None = None) -> ApiError:
+    """The error to raise, counted and logged by its reason class (never by what the request held)."""
+    deps.metrics.rejected.labels(reason.value).inc()
+    logger.info("request refused", extra={"status": status, "reason": reason.value})
+    return ApiError(status, problems=problems, headers=headers)
 
 
 async def accept_events(deps: Deps, source: str, raws: list[Any]) -> Accepted:
     """Raw v1 events of `source`, all taken or none: the answer, or an ApiError (403, 413, 422, 503)."""
     settings, metrics = deps.settings, deps.metrics
-    refuse = _Refusal(deps)
+    refuse = partial(_refusal, deps)
     retry_later = {"Retry-After": str(settings.retry_after_s)}
     if len(raws) > settings.max_events_per_request:
         raise refuse(413, RejectReason.TOO_LARGE, [Problem(reason=(
@@ -159,7 +156,7 @@ def _accepted_before(session: Any, *, source: str, events: list[Any]) -> set[str
 def router(deps: Deps) -> APIRouter:
     api = APIRouter()
     settings = deps.settings
-    refuse = _Refusal(deps)
+    refuse = partial(_refusal, deps)
 
     @api.post(
         "/v1/events", status_code=202, tags=["events"], response_model=Accepted,

@@ -18,4 +18,5 @@ class AcceptedEvent(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=64)
     type: str = Field(max_length=64)
     dossier_id: str = Field(max_length=64)
-    accepted_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    accepted_at: datetime = Field(default_factory=utcnow,
+                                  sa_column=Column(DateTime(timezone=True), nullable=False))

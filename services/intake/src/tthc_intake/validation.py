@@ -134,7 +134,8 @@ def _ahead_of_clock(index: int, occurred_at: datetime | None, latest: datetime) 
 
 def oversized(messages: Sequence[OutgoingMessage], max_event_bytes: int) -> list[Problem]:
     """Events whose published JSON is over `max_event_bytes` (413), each named."""
-    return [Problem(index=index, reason=f"the event is {len(m.value):,} bytes of JSON; at most {max_event_bytes:,}")
+    return [Problem(index=index,
+                    reason=f"the event is {len(m.value):,} bytes of JSON; at most {max_event_bytes:,}")
             for index, m in enumerate(messages) if len(m.value) > max_event_bytes]
 
 
