@@ -5,8 +5,10 @@
 
 With Kafka running (`deploy/local/kafka.sh start`; $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092):
 
-1. generate simulated days (`tthc_sim`), start the four services (`stack.py`; SQLite under var/bench/, or a
-   fresh PostgreSQL database per service with --pg), fresh topic prefix, no wall-clock ticks;
+1. generate simulated days (`tthc_sim`; by default from Monday 31/08/2026, past days whose follow-up events
+   lie before today, as intake requires: events.md, Bounds; days reaching beyond today raise intake's lead,
+   INTAKE_MAX_EVENT_LEAD_S, and the bench says so), start the four services (`stack.py`; SQLite under
+   var/bench/, or a fresh PostgreSQL database per service with --pg), fresh topic prefix, no wall-clock ticks;
 2. PIPELINE: from the first `POST /v1/events` until deadline (`GET /v1/dossiers`) and metrics
    (`GET /v1/indices`) report every dossier received and every closed dossier closed, i.e. every event
    validated, published, consumed, folded and persisted by both consumers;
@@ -35,8 +37,8 @@ from urllib.parse import urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # stack.py (and demo.py) sit next to this file
 
 import httpx
-from demo import kafka_answers, replay_of
-from stack import ROOT, SERVICES, Stack, StackError, log_tail, service_ports
+from demo import DEFAULT_DAY, kafka_answers, replay_of
+from stack import ROOT, SERVICES, Stack, StackError, intake_lead_for, log_tail, service_ports
 
 BENCH_MARKER = ".tthc-bench"
 
@@ -151,6 +153,7 @@ async def raw_read(bootstrap: str, topic: str, parse: bool) -> tuple[int, float]
         from tthc_contracts import dossier_event_adapter as adapter
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", client_id="tthc-bench-raw",
+                                isolation_level="read_committed",  # as the services read
                                 max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()
     try:
@@ -173,7 +176,10 @@ async def raw_read(bootstrap: str, topic: str, parse: bool) -> tuple[int, float]
                 if adapter is not None:
                     for m in msgs:
                         adapter.validate_json(m.value)
-                if msgs and msgs[-1].offset + 1 >= end[tp]:
+            # By position, not by the last record's offset: intake's transactions end with a commit marker,
+            # an offset no record is returned for.
+            for tp in list(remaining):
+                if await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
         return n, time.perf_counter() - t0
     finally:
@@ -210,9 +216,13 @@ def run(args: argparse.Namespace) -> int:
     pg = PgDatabases(args.pg) if args.pg else None
     if pg is not None:
         pg.__enter__()
+    lead = intake_lead_for(last_at)
+    if lead:
+        print(f"events reach {last}, after today: intake's lead raised to INTAKE_MAX_EVENT_LEAD_S="
+              f"{lead['INTAKE_MAX_EVENT_LEAD_S']}")
     stack = Stack(kafka_bootstrap=kafka, topic_prefix=prefix, var_dir=var, ports=ports,
                   database_urls=pg.urls() if pg else None, officer_agencies=[],
-                  extra_env={"DEADLINE_PUBLISH_TICKS": "false", "INTAKE_LOG_LEVEL": "WARNING",
+                  extra_env={**lead, "DEADLINE_PUBLISH_TICKS": "false", "INTAKE_LOG_LEVEL": "WARNING",
                              "DEADLINE_LOG_LEVEL": "WARNING", "APOLOGY_LOG_LEVEL": "WARNING",
                              "METRICS_LOG_LEVEL": "WARNING"})
     storage = "PostgreSQL (one database per service)" if pg else f"SQLite under {var}"
@@ -268,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="deploy/local/bench.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--day", type=date.fromisoformat, default=date(2026, 11, 23))
+    p.add_argument("--day", type=date.fromisoformat, default=DEFAULT_DAY,
+                   help=f"the first simulated day ({DEFAULT_DAY}: past, so intake takes every event at its default lead)")
     p.add_argument("--days", type=int, default=1, help="consecutive simulated days (1)")
     p.add_argument("--dossiers", type=int, default=1000, help="dossiers per day (1000)")
     p.add_argument("--seed", type=int, default=1)

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """`make demo`: one simulated day of a provincial one-stop centre, through the real services.
 
-    python deploy/local/demo.py [--day 2026-11-23] [--dossiers 300] [--seed 1] [--keep-running]
+    python deploy/local/demo.py [--day 2026-08-31] [--dossiers 300] [--seed 1] [--keep-running]
 
 Needs Kafka (`deploy/local/kafka.sh start`; `make demo` starts it) at $KAFKA_BOOTSTRAP_SERVERS or
 127.0.0.1:9092. Steps:
 
-1. generate the day with `tthc_sim` (deterministic for the seed);
+1. generate the day with `tthc_sim` (deterministic for the seed): by default Monday 31/08/2026, before the
+   two days of Quốc khánh, a past day whose eight weeks of follow-up events all lie before today, as intake
+   requires (events.md, Bounds); a --day whose events reach beyond today raises intake's lead to cover them,
+   and says so;
 2. start intake, deadline, apology and metrics (`stack.py`, SQLite under var/demo/, a fresh topic prefix);
 3. post the events to intake (`POST /v1/events`, batches, bearer source key) in arrival order;
 4. wait until deadline (`GET /v1/dossiers`) and metrics (`GET /v1/indices`) have processed every dossier
@@ -36,9 +39,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # stack.py sits next to this file
 
 import httpx
-from stack import ROOT, Stack, StackError, log_tail, service_ports
+from stack import ROOT, Stack, StackError, intake_lead_for, log_tail, service_ports
 
 DEMO_MARKER = ".tthc-demo"
+# A past Monday before the Quốc khánh holidays (1-2/9): its dossiers' follow-up events, up to eight weeks on,
+# lie before today, so intake takes them at its default lead (events.md, Bounds).
+DEFAULT_DAY = date(2026, 8, 31)
 COMPARED_FIGURES = (
     "received", "closed", "early", "on_time", "late", "open_overdue", "open_within", "on_time_rate",
     "i766_on_time_rate", "single_visit_rate", "supplement_at_most_once_rate", "apology_coverage",
@@ -384,8 +390,12 @@ def run(args: argparse.Namespace) -> int:
     prepare_var(var)
     ports = service_ports(args.port_base)
     agencies = sorted(set(names))
+    lead = intake_lead_for(last_at)
+    if lead:
+        print(f"  (sự kiện đến {last:%d/%m/%Y}, sau hôm nay: intake nhận trước đồng hồ tới "
+              f"{int(lead['INTAKE_MAX_EVENT_LEAD_S']) // 3600} giờ — INTAKE_MAX_EVENT_LEAD_S)")
     stack = Stack(kafka_bootstrap=kafka, topic_prefix=f"demo-{secrets.token_hex(4)}.", var_dir=var, ports=ports,
-                  officer_agencies=agencies, extra_env={"DEADLINE_PUBLISH_TICKS": "false"})
+                  officer_agencies=agencies, extra_env={"DEADLINE_PUBLISH_TICKS": "false", **lead})
     heading("KHỞI ĐỘNG CÁC DỊCH VỤ")
     t0 = time.monotonic()
     try:
@@ -424,7 +434,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="deploy/local/demo.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--day", type=date.fromisoformat, default=date(2026, 11, 23), help="the simulated day (2026-11-23)")
+    p.add_argument("--day", type=date.fromisoformat, default=DEFAULT_DAY,
+                   help=f"the simulated day ({DEFAULT_DAY}); one whose events reach beyond today raises intake's lead")
     p.add_argument("--dossiers", type=int, default=300)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--resends", type=float, default=0.01, help="share of events the one-stop software posts twice")

@@ -57,6 +57,21 @@ class StackError(RuntimeError):
     """A service did not start, did not become ready, or could not be stopped."""
 
 
+# Intake takes events up to 15 minutes ahead of its clock (events.md, Bounds; INTAKE_MAX_EVENT_LEAD_S).
+INTAKE_DEFAULT_LEAD_S = 15 * 60
+
+
+def intake_lead_for(last_occurred_at: Any) -> dict[str, str]:
+    """The intake setting that lets it take simulated events up to `last_occurred_at` (an aware datetime), or
+    nothing when they all lie within the default lead of now (a simulated past day needs nothing)."""
+    import datetime as dt
+
+    ahead_s = (last_occurred_at - dt.datetime.now(dt.UTC)).total_seconds()
+    if ahead_s <= INTAKE_DEFAULT_LEAD_S - 60:
+        return {}
+    return {"INTAKE_MAX_EVENT_LEAD_S": str(int(ahead_s) + 3600)}
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path.resolve()}"
 

@@ -1,15 +1,20 @@
 """Intake and the shared plumbing (dead-letter middleware, outbox relay) against a REAL Kafka broker.
 
 Fixtures `kafka_bootstrap` (session: "host:port") and `topic_prefix` (unique per test) come from
-tests/conftest.py; every topic and consumer group of a test carries the prefix.
+tests/conftest.py; every topic and consumer group of a test carries the prefix. The test of intake with
+Kafka down starts a broker of its own (deploy/local/kafka.sh) and stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +22,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from tthc_common.broker import KafkaMessage, consumer_options, make_kafka_router
@@ -24,14 +31,17 @@ from tthc_common.db import make_engine, session_scope
 from tthc_common.dead_letter import HEADER_ERROR, HEADER_OFFSET, HEADER_REASON, PermanentError
 from tthc_common.outbox import OutboxMessage, OutboxRelay, add_to_outbox
 from tthc_common.service import build_service_app
+from tthc_common.keys import hash_key
 from tthc_common.settings import ServiceSettings, service_settings_config
 from tthc_intake.app import create_app
-from tthc_intake.auth import hash_key
 from tthc_intake.config import IntakeSettings
+
+from tests.support.infra import free_ports
 
 SOURCE = "motcua-lang-son"
 KEY = "integration-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class ToySettings(ServiceSettings):
@@ -45,9 +55,10 @@ async def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
             await asyncio.sleep(0.05)
 
 
-async def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 30.0) -> list[Any]:
+async def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 30.0,
+                     isolation_level: str = "read_committed") -> list[Any]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+                                enable_auto_commit=False, group_id=None, isolation_level=isolation_level)
     await consumer.start()
     records: list[Any] = []
     try:
@@ -77,15 +88,19 @@ def event(dossier_id: str, event_type: str = "dossier.resolved") -> dict[str, An
             "data": data}
 
 
-# ---- intake -----------------------------------------------------------------------------------
+# ---- intake ----------------------------------------------------------------------------------------
+
+
+def intake_settings(bootstrap: str, prefix: str, tmp_path: Path, **overrides: Any) -> IntakeSettings:
+    return IntakeSettings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix,
+                          database_url=f"sqlite:///{tmp_path}/intake.db", source_keys=f"{SOURCE}={hash_key(KEY)}",
+                          **overrides)
 
 
 async def test_intake_publishes_acknowledged_events_keyed_by_dossier_and_drops_duplicates(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    settings = IntakeSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix,
-                              database_url=f"sqlite:///{tmp_path}/intake.db",
-                              source_keys={SOURCE: hash_key(KEY)})
+    settings = intake_settings(kafka_bootstrap, topic_prefix, tmp_path)
     batch = [event("D-1", "dossier.submitted"), event("D-2"), event("D-1")]
     later = event("D-3")
 
@@ -97,8 +112,7 @@ async def test_intake_publishes_acknowledged_events_keyed_by_dossier_and_drops_d
 
         assert first.status_code == 202 and first.json() == {"accepted": 3, "duplicates": 0}
         assert again.status_code == 202 and again.json() == {"accepted": 1, "duplicates": 1}
-        metrics = (await client.get("/metrics")).text
-        assert 'faststream_published_messages_total' in metrics
+        assert "tthc_intake_kafka_reachable 1.0" in (await client.get("/metrics")).text
 
     records = await read_topic(kafka_bootstrap, settings.topics.dossier_events, want=4)
     assert len(records) == 4  # the duplicate was not published again
@@ -108,14 +122,13 @@ async def test_intake_publishes_acknowledged_events_keyed_by_dossier_and_drops_d
     d1 = [r for r in records if r.key == b"D-1"]
     assert [json.loads(r.value)["event_id"] for r in d1] == [batch[0]["event_id"], batch[2]["event_id"]]
     assert len({r.partition for r in d1}) == 1  # one dossier, one partition, in order
+    assert dict(d1[0].headers)["content-type"] == b"application/json"
 
 
 async def test_intake_refuses_an_invalid_batch_without_publishing(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    settings = IntakeSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix,
-                              database_url=f"sqlite:///{tmp_path}/intake.db",
-                              source_keys={SOURCE: hash_key(KEY)})
+    settings = intake_settings(kafka_bootstrap, topic_prefix, tmp_path)
     bad = event("D-2")
     bad["occurred_at"] = "2026-02-20T15:00:00"
 
@@ -128,6 +141,122 @@ async def test_intake_refuses_an_invalid_batch_without_publishing(
     assert marker.status_code == 202
     records = await read_topic(kafka_bootstrap, settings.topics.dossier_events, want=1)
     assert [r.key for r in records] == [b"D-9"]
+
+
+def keys_on_two_partitions(partitions: int) -> tuple[str, str]:
+    """Two dossier ids that Kafka's default partitioner puts on different partitions."""
+    partitioner = DefaultPartitioner()
+    first = "D-A"
+    spot = partitioner(first.encode(), list(range(partitions)), list(range(partitions)))
+    other = next(f"D-{n}" for n in range(100) if partitioner(f"D-{n}".encode(), list(range(partitions)),
+                                                              list(range(partitions))) != spot)
+    return first, other
+
+
+async def test_a_batch_whose_fourth_event_the_broker_refuses_leaves_nothing_readable(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """All or nothing on a real broker: the topic takes records of at most 2,000 bytes, the 4th event of five
+    is 3 KB (within intake's own 64 KiB bound, so Kafka is the one refusing). The other events are written
+    (on another partition) and then aborted: a read_committed consumer sees none of them."""
+    settings = intake_settings(kafka_bootstrap, topic_prefix, tmp_path)
+    topic = settings.topics.dossier_events
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 4, 1, topic_configs={"max.message.bytes": "2000"})])
+    finally:
+        await admin.close()
+    same, other = keys_on_two_partitions(4)
+    batch = [event(same, "dossier.submitted"), event(same), event(same), event(other), event(same)]
+    batch[3]["data"]["note"] = "x" * 1000
+    batch[3]["data"]["more"] = "y" * 1000
+    batch[3]["data"]["still_more"] = "z" * 1000
+    marker = event(same)
+
+    async for client in serving(create_app(settings)):
+        refused = await client.post("/v1/events", json=batch, headers=AUTH)
+        accepted = await client.post("/v1/events", json=marker, headers=AUTH)
+        again = await client.post("/v1/events", json=batch[0], headers=AUTH)
+
+    assert refused.status_code == 413, refused.text
+    assert refused.json() == {"errors": [
+        {"index": 3, "reason": "the broker refused the event as too large for the topic"}]}
+    assert accepted.status_code == 202
+    assert again.json() == {"accepted": 1, "duplicates": 0}  # the refused batch was not recorded either
+    committed = await read_topic(kafka_bootstrap, topic, want=2, isolation_level="read_committed")
+    assert [json.loads(r.value)["event_id"] for r in committed] == [marker["event_id"], batch[0]["event_id"]]
+    # The refused batch's other events did reach the log, aborted: only a read_uncommitted reader sees them.
+    everything = await read_topic(kafka_bootstrap, topic, want=6, isolation_level="read_uncommitted")
+    aborted = {e["event_id"] for e in (batch[0], batch[1], batch[2], batch[4])}
+    assert aborted <= {json.loads(r.value)["event_id"] for r in everything}
+
+
+class ThrowawayKafka:
+    """A broker of one test's own (deploy/local/kafka.sh), to be stopped under intake's feet."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_ports(1)[0]
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_DATA_DIR": str(data_dir),
+                    "KAFKA_HEAP_OPTS": "-Xmx256m -Xms64m"}
+
+    def _run(self, command: str) -> None:
+        done = subprocess.run([str(ROOT / "deploy/local/kafka.sh"), command], env=self.env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    def start(self) -> None:
+        self._run("start")
+
+    def stop(self) -> None:
+        self._run("stop")
+
+
+@contextmanager
+def throwaway_kafka(tmp_path: Path) -> Iterator[ThrowawayKafka]:
+    kafka = ThrowawayKafka(tmp_path / "kafka")
+    kafka.start()
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
+
+
+async def test_with_kafka_down_intake_answers_503_within_a_second_and_recovers(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with throwaway_kafka(tmp_path) as kafka:
+        settings = intake_settings(kafka.bootstrap, topic_prefix, tmp_path, kafka_publish_timeout_s=10.0)
+        async for client in serving(create_app(settings)):
+            assert (await client.post("/v1/events", json=event("D-1"), headers=AUTH)).status_code == 202
+
+            await asyncio.to_thread(kafka.stop)
+            async with asyncio.timeout(30):  # the watch notices (the gauge says so)
+                while "tthc_intake_kafka_reachable 0.0" not in (await client.get("/metrics")).text:
+                    await asyncio.sleep(0.2)
+            timings = []
+            for n in range(3):
+                t0 = time.monotonic()
+                down = await client.post("/v1/events", json=event(f"D-{n + 2}"), headers=AUTH)
+                timings.append(time.monotonic() - t0)
+                assert down.status_code == 503, down.text
+                assert down.headers["retry-after"] == "5"
+                assert "retry later" in down.json()["errors"][0]["reason"]
+            print("503 answered in", [f"{t:.3f}" for t in timings])
+            assert max(timings) < 1.0, timings
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"]["kafka"] == "unavailable"
+
+            await asyncio.to_thread(kafka.start)
+            back = None
+            async with asyncio.timeout(60):
+                while back is None or back.status_code != 202:
+                    await asyncio.sleep(0.5)
+                    back = await client.post("/v1/events", json=event("D-9"), headers=AUTH)
+            assert (await client.get("/readyz")).status_code == 200
+        records = await read_topic(kafka.bootstrap, settings.topics.dossier_events, want=1)
+        assert [r.key for r in records] == [b"D-9"]  # a new broker (kafka.sh starts empty): only what came after
 
 
 # ---- dead-letter middleware on a real consumer group ------------------------------------------

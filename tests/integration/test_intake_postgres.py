@@ -1,5 +1,6 @@
-"""Intake's migrations and store, and the shared idempotency and outbox tables, on a REAL PostgreSQL
-(fresh database per test from tests/conftest.py's `pg_database_url`)."""
+"""Intake's migrations, its duplicate check (queries) and its recording of accepted ids (units), and the shared
+idempotency and outbox tables, on a REAL PostgreSQL (fresh database per test from tests/conftest.py's
+`pg_database_url`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from sqlmodel import SQLModel
 from tthc_common.db import make_engine, run_migrations, session_scope
 from tthc_common.idempotency import ProcessedEvent, mark_processed
 from tthc_common.outbox import OutboxMessage, OutboxRelay, add_to_outbox
-from tthc_intake.store import already_accepted, record_accepted
+from tthc_intake.queries import already_accepted
+from tthc_intake.units import record_accepted
 
 INTAKE_MIGRATIONS = Path(__file__).resolve().parents[2] / "services/intake/src/tthc_intake/migrations"
 
@@ -22,14 +24,14 @@ def _event(event_id: str) -> Any:
     return SimpleNamespace(source="s", event_id=event_id, type="dossier.resolved", dossier_id="D-1")
 
 
-def test_intake_migrations_and_store_on_postgres(pg_database_url: str) -> None:
+def test_intake_migrations_queries_and_units_on_postgres(pg_database_url: str) -> None:
     run_migrations(pg_database_url, INTAKE_MIGRATIONS)
     run_migrations(pg_database_url, INTAKE_MIGRATIONS)
     engine = make_engine(pg_database_url)
     try:
         assert "alembic_version_intake" in sa.inspect(engine).get_table_names()
         with session_scope(engine) as session:
-            record_accepted(session, [_event("e1"), _event("e2")])
+            assert record_accepted(session, [_event("e1"), _event("e2")]).rows == 2
         with session_scope(engine) as session:
             record_accepted(session, [_event("e2"), _event("e3")])  # a concurrent request's overlap
             assert already_accepted(session, "s", ["e1", "e3", "e4"]) == {"e1", "e3"}

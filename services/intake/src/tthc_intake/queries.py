@@ -1,0 +1,19 @@
+"""Reads: which events of a request were accepted before (the duplicate check)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from .models import AcceptedEvent
+
+
+def already_accepted(session: Session, source: str, event_ids: Iterable[str]) -> set[str]:
+    ids = sorted(set(event_ids))
+    if not ids:
+        return set()
+    query = select(AcceptedEvent.event_id).where(AcceptedEvent.source == source,  # type: ignore[arg-type]
+                                                 AcceptedEvent.event_id.in_(ids))  # type: ignore[attr-defined]
+    return set(session.scalars(query))
