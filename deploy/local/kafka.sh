@@ -168,7 +168,8 @@ start() {
     -Dlog4j2.configurationFile="$KAFKA_DATA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DATA_DIR" \
     -cp "$LIBS_DIR/*" kafka.Kafka "$KAFKA_DATA_DIR/server.properties" \
     >"$LOG_FILE" 2>&1 </dev/null &
-  for ((i = 0; i < 50; i++)); do [[ -s "$PID_FILE" ]] && break; sleep 0.1; done
+  # (a loaded machine may take seconds to even start the wrapper shell)
+  for ((i = 0; i < 300; i++)); do [[ -s "$PID_FILE" ]] && break; sleep 0.1; done
   pid="$(saved_pid)"
   [[ -n "$pid" ]] || die "the broker did not start (no pid file)"
 
