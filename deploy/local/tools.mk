@@ -4,7 +4,8 @@
 #                     dashboard test starts) when either command is missing; apt-get, as root or via sudo.
 #                     Nothing happens when both are there (any Prometheus >= 2.42 on the PATH will do).
 #   make dashboards   rewrites the Grafana dashboards, the index recording rules and docs/dashboards.md
-#                     from deploy/grafana/build_dashboards.py
+#                     from deploy/grafana/build_dashboards.py (in the project's .venv: the list of
+#                     figures is tthc_core.indices.FIGURES)
 #   make rules-test   promtool check rules + promtool test rules on deploy/prometheus/ (also run by pytest,
 #                     tests/unit/test_promtool_rules.py)
 #
@@ -35,8 +36,8 @@ tools:
 	  exit 1; \
 	fi
 
-dashboards:
-	python3 $(TOOLS_ROOT)/deploy/grafana/build_dashboards.py
+dashboards: install
+	$(TOOLS_ROOT)/.venv/bin/python $(TOOLS_ROOT)/deploy/grafana/build_dashboards.py
 
 rules-test: tools
 	$(PROMTOOL) check rules $(TOOLS_ROOT)/deploy/prometheus/rules/*.yml

@@ -5,9 +5,14 @@ tests/conftest.py) and is fed what the pipeline would give it:
 
 - dossier events: the spec's examples and three simulated days at the one-stop centre (`tthc_sim`), in
   October-November 2026, so that the current month, quarter and year (those containing the watermark, the
-  latest event time: 2026-11-30) have closed, late, apologised and overdue dossiers in every period;
+  latest event time: 2026-11-30) have closed, late, apologised and overdue dossiers in every period, online
+  dossiers and printed appointments (some later than the law allows) on the receipt slips; the service reads
+  the simulated province's calendar file (`tthc_sim.province_calendar()`: its online public services);
 - deadline events: what the deadline service derives from them (`tthc_core.deadlines.fold`, the same code);
 - apology events: `apology.issued` for the at-risk drafts the apology rules make (`tthc_core.apology`).
+
+Every other dossier (with all its events) is fed before Prometheus' first scrape, the rest after it, so that
+Prometheus sees the service's counters rise (the on-time share of the last hour's closes is a ratio of rates).
 
 Prometheus (the Debian package's binary, `make tools`) scrapes it every second with the config of
 deploy/prometheus/prometheus.yml (its `tthc` job pointed at the service) and every rules file of
@@ -22,7 +27,6 @@ Without the `prometheus` binary the live test fails when CI is set and is skippe
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import itertools
 import json
 import math
@@ -50,10 +54,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tthc_contracts import parse_dossier_event
 from tthc_contracts.topics import Topics
 from tthc_core.calendar import CalendarBook
+from tthc_core.calendar_config import parse_calendar
 from tthc_core.deadlines import fold
 from tthc_core.indices import FIGURES
 from tthc_core.replay import run_apologies
-from tthc_sim import generate_day
+from tthc_sim import generate_day, province_calendar
 
 from tests.support.examples import examples
 
@@ -105,16 +110,75 @@ def test_the_committed_dashboards_rules_and_docs_are_what_the_build_script_write
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_build_script_covers_every_figure_of_the_metrics_service() -> None:
-    spec = importlib.util.spec_from_file_location("build_dashboards", BUILD_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    assert tuple(f.name for f in module.FIGURES) == FIGURES
+# The build script run with the core's list of figures replaced (as if the core had changed), --check only.
+WITH_CORE_FIGURES = """
+import runpy, sys
+import tthc_core.indices
+tthc_core.indices.FIGURES = {figures!r}
+sys.argv = [{script!r}, "--check"]
+runpy.run_path({script!r}, run_name="__main__")
+"""
+
+
+def run_build_script_with_core_figures(figures: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    code = WITH_CORE_FIGURES.format(figures=figures, script=str(BUILD_SCRIPT))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_build_script_refuses_a_core_figure_it_cannot_show() -> None:
+    result = run_build_script_with_core_figures((*FIGURES, "queue_length"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no presentation for queue_length" in lines[0], result.stderr
+    assert result.stdout == ""
+
+
+def test_the_build_script_refuses_a_presentation_of_no_core_figure() -> None:
+    result = run_build_script_with_core_figures(tuple(f for f in FIGURES if f != "online_rate"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "online_rate" in lines[0] and "not a figure" in lines[0], result.stderr
+
+
+def rule_figures(panel: dict[str, Any], shape: str) -> set[str]:
+    """The figures whose recording rule `tthc:<figure>:<shape>` a panel queries."""
+    return {m for t in panel.get("targets", []) for m in re.findall(rf"tthc:(\w+):{shape}\b", t["expr"])}
+
+
+def dashboard(uid: str) -> dict[str, Any]:
+    return next(d for d in load_dashboards() if d["uid"] == uid)
+
+
+def test_the_agency_drilldown_shows_every_figure_of_the_core_in_a_stat() -> None:
+    stats = [p for p in all_panels(dashboard("tthc-agency-drilldown")["panels"]) if p["type"] == "stat"]
+    shown = set().union(*(rule_figures(p, "by_agency") for p in stats))
+    assert shown == set(FIGURES)
+
+
+def test_the_overview_shows_the_appointment_audit_and_the_online_figures_by_agency() -> None:
+    panels = list(all_panels(dashboard("tthc-province-overview")["panels"]))
+    audit = [p for p in panels if p["title"].startswith("Hẹn trả sai quy định")]
+    assert len(audit) == 1
+    audit_figures = rule_figures(audit[0], "by_agency")
+    assert {"appointment_later", "appointment_later_rate", "appointment_checked"} <= audit_figures
+    # the online rates beside the on-time rate, each in a panel of its own on one line of the grid: the
+    # province's stats and the bars by agency
+    for shape in ("province", "by_agency"):
+        alone = {f: p for p in panels if len(rule_figures(p, shape)) == 1 for f in rule_figures(p, shape)}
+        lines = {f: alone[f]["gridPos"]["y"] for f in ("on_time_rate", "online_rate", "online_uptake_rate")}
+        assert len(set(lines.values())) == 1, (shape, lines)
+
+
+def test_no_panel_overlaps_another_or_leaves_the_grid() -> None:
+    for d in load_dashboards():
+        boxes = [(p["title"], p["gridPos"]) for p in d["panels"]]  # rows included: a row is a 24 x 1 box
+        for title, g in boxes:
+            assert g["x"] >= 0 and g["y"] >= 0 and g["w"] > 0 and g["h"] > 0 and g["x"] + g["w"] <= 24, \
+                f"{d['uid']} / {title}: {g}"
+        for (t1, a), (t2, b) in itertools.combinations(boxes, 2):
+            apart = (a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"]
+                     or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"])
+            assert apart, f"{d['uid']}: {t1} {a} overlaps {t2} {b}"
 
 
 def test_every_panel_uses_the_provisioned_data_source_and_defined_variables() -> None:
@@ -141,7 +205,28 @@ class Feed:
     dossier: list[str]  # JSON lines, keyed by dossier_id
     deadline: list[str]
     apology: list[str]
-    distinct: dict[str, int]  # stream -> distinct (source, event_id)
+
+    def streams(self) -> dict[str, list[str]]:
+        return {"dossier": self.dossier, "deadline": self.deadline, "apology": self.apology}
+
+    def distinct(self) -> dict[str, int]:
+        """stream -> distinct (source, event_id): what the service counts as stored once it has them all."""
+        out = {}
+        for stream, lines in self.streams().items():
+            events = [json.loads(line) for line in lines]
+            out[stream] = len({(e["source"], e["event_id"]) for e in events})
+        return out
+
+    def halves(self) -> tuple[Feed, Feed]:
+        """Every other dossier (all its events) in each half, so that most agencies close dossiers in both."""
+        ids = sorted({json.loads(line)["dossier_id"] for line in self.dossier})
+        first = set(ids[::2])
+
+        def half(keep: bool) -> Feed:
+            return Feed(*([line for line in lines if (json.loads(line)["dossier_id"] in first) == keep]
+                          for lines in self.streams().values()))
+
+        return half(True), half(False)
 
 
 def build_feed() -> Feed:
@@ -152,7 +237,7 @@ def build_feed() -> Feed:
                                          horizon_days=(SIM_END - day).days)]
     events = [parse_dossier_event(json.loads(line)) for line in lines]
     until = max(e.occurred_at for e in events) + timedelta(microseconds=1)
-    book = CalendarBook()
+    book = CalendarBook(parse_calendar(province_calendar()))  # what the services read (METRICS_CALENDAR_FILE)
     by_dossier: dict[str, list[Any]] = defaultdict(list)
     for ev in events:
         by_dossier[ev.dossier_id].append(ev)
@@ -169,12 +254,7 @@ def build_feed() -> Feed:
                 number = f"{len(issued) + 1:02d}/TB-XL"
                 issued.append(ledger.issue(draft.apology_id, number, draft.drafted_at, draft.proposed_due_at,
                                            "the dossier needs more time"))
-    distinct = {
-        "dossier": len({(e.source, e.event_id) for e in events}),
-        "deadline": len({(e.source, e.event_id) for e in deadline}),
-        "apology": len({(e.source, e.event_id) for e in issued}),
-    }
-    return Feed(lines, [e.model_dump_json() for e in deadline], [e.model_dump_json() for e in issued], distinct)
+    return Feed(lines, [e.model_dump_json() for e in deadline], [e.model_dump_json() for e in issued])
 
 
 async def produce(kafka: str, topics: Topics, feed: Feed) -> None:
@@ -392,6 +472,12 @@ def consumed(samples: list[Any]) -> dict[str, float]:
     return out
 
 
+def closes_by_agency(samples: list[Any]) -> dict[tuple[str, str], float]:
+    """(agency, outcome) -> dossiers closed, as the service's counter says."""
+    return {(s.labels["agency"], s.labels["outcome"]): s.value for s in samples
+            if s.name == "tthc_metrics_closed_dossiers_total"}
+
+
 def agencies_with_every_figure(samples: list[Any]) -> list[str]:
     """Agencies that have a series of every figure in every period (so each of their panels has data)."""
     have: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -430,8 +516,12 @@ async def test_every_dashboard_query_returns_data_from_prometheus_scraping_the_m
 ) -> None:
     timings = Timings()
     feed = build_feed()
-    await produce(kafka_bootstrap, topics, feed)
-    timings.mark("events built and produced")
+    # Half the dossiers before Prometheus' first scrape, half after: a counter Prometheus never saw rise has
+    # a rate of 0, and the on-time shares of the last hour (closes that were early or on time / closes)
+    # would have no data at all.
+    before, after = feed.halves()
+    await produce(kafka_bootstrap, topics, before)
+    timings.mark("events built, the first half produced")
 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "TTHC_", "KAFKA_"))},
@@ -443,6 +533,9 @@ async def test_every_dashboard_query_returns_data_from_prometheus_scraping_the_m
         "METRICS_GAUGE_REFRESH_INTERVAL_S": "2",
         "METRICS_LOG_FORMAT": "text",
     }
+    calendar_file = tmp_path / "calendar.yml"
+    calendar_file.write_text(province_calendar(), encoding="utf-8")
+    env["METRICS_CALENDAR_FILE"] = str(calendar_file)
     prometheus_port = another_free_port()
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(prometheus_config(free_port), sort_keys=False), encoding="utf-8")
@@ -459,41 +552,56 @@ async def test_every_dashboard_query_returns_data_from_prometheus_scraping_the_m
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port}", timeout=10) as service, \
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{prometheus_port}", timeout=10) as prom:
-            # 1. the metrics service has stored every event and recomputed its gauges since
-            async with asyncio.timeout(CONSUME_TIMEOUT_S):
-                samples: list[Any] = []
-                while True:
-                    metrics.check_alive()
-                    try:
-                        response = await service.get("/metrics")
-                        samples = scrape_samples(response.text) if response.status_code == 200 else []
-                    except httpx.TransportError:
-                        samples = []
-                    if samples and consumed(samples) == {k: float(v) for k, v in feed.distinct.items()}:
-                        break
-                    await asyncio.sleep(0.5)
-                all_stored = time.time()
-                timings.mark("metrics service: every event stored")
-                while not any(s.name == "tthc_index_last_refresh_timestamp_seconds" and s.value > all_stored
-                              for s in samples):
-                    await asyncio.sleep(0.3)
-                    samples = scrape_samples((await service.get("/metrics")).text)
-            agencies = agencies_with_every_figure(samples)
-            assert len(agencies) >= 2, "the data should give two agencies with every figure in every period"
+            async def stored(expected: Feed) -> list[Any]:
+                """The service's samples once it has stored every event of `expected`."""
+                want = {k: float(v) for k, v in expected.distinct().items()}
+                async with asyncio.timeout(CONSUME_TIMEOUT_S):
+                    while True:
+                        metrics.check_alive()
+                        try:
+                            response = await service.get("/metrics")
+                            samples = scrape_samples(response.text) if response.status_code == 200 else []
+                        except httpx.TransportError:
+                            samples = []
+                        if samples and consumed(samples) == want:
+                            return samples
+                        await asyncio.sleep(0.5)
 
-            # 2. Prometheus is up and has scraped the service
+            # 1. the first half stored, and Prometheus has scraped the service's counters as they are then
+            closes_before = closes_by_agency(await stored(before))
+            timings.mark("metrics service: the first half stored")
             async with asyncio.timeout(START_TIMEOUT_S):
                 while True:
                     prometheus.check_alive()
                     try:
                         if (await prom.get("/-/ready")).status_code == 200:
-                            up = (await prom.get("/api/v1/query", params={"query": 'up{job="tthc"} == 1'})).json()
-                            if up["data"]["result"]:
+                            seen = (await prom.get("/api/v1/query", params={
+                                "query": f'sum(tthc_metrics_closed_dossiers_total{{job="tthc"}}) '
+                                         f'== {sum(closes_before.values())}'})).json()
+                            if seen["data"]["result"]:
                                 break
                     except httpx.TransportError:
                         pass
                     await asyncio.sleep(0.3)
-            timings.mark("prometheus: the service scraped")
+            timings.mark("prometheus: the first half's counters scraped")
+
+            # 2. the second half: the service has stored every event and recomputed its gauges since
+            await produce(kafka_bootstrap, topics, after)
+            samples = await stored(feed)
+            all_stored = time.time()
+            timings.mark("metrics service: every event stored")
+            async with asyncio.timeout(CONSUME_TIMEOUT_S):
+                while not any(s.name == "tthc_index_last_refresh_timestamp_seconds" and s.value > all_stored
+                              for s in samples):
+                    await asyncio.sleep(0.3)
+                    samples = scrape_samples((await service.get("/metrics")).text)
+            closes_after = closes_by_agency(samples)
+            # agencies whose closes of one outcome Prometheus saw rise: their last hour's on-time share exists
+            rising = {a for (a, outcome), n in closes_after.items()
+                      if 0 < closes_before.get((a, outcome), 0) < n}
+            agencies = [a for a in agencies_with_every_figure(samples) if a in rising]
+            assert len(agencies) >= 2, "the data should give two agencies with every figure in every period, " \
+                                       "closing dossiers in both halves"
 
             # 3. every query of every dashboard, every recording rule
             checks, n_panels, n_targets = dashboard_checks(load_dashboards(), agencies)
@@ -524,4 +632,4 @@ async def test_every_dashboard_query_returns_data_from_prometheus_scraping_the_m
         kinds[c.kind] += 1
     print(f"\n{len(DASHBOARD_FILES)} dashboards, {n_panels} panels, {n_targets} targets, "
           f"{len(set(checks))} distinct queries ({dict(kinds)}), all with data; agency used: {agencies[0]}; "
-          f"events: {feed.distinct}; timings (s): {timings.marks}")
+          f"events: {feed.distinct()}; timings (s): {timings.marks}")
