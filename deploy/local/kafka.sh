@@ -158,6 +158,7 @@ start() {
   fi
   echo "$controller_port" >"$KAFKA_DATA_DIR/controller.port"
 
+  rm -f "$PID_FILE"  # a kept data dir may hold the pid of a crashed broker
   # Interrupted before the broker is ready: do not leave it behind (it does not get the terminal's signals).
   trap 'log "interrupted: stopping the broker"; stop; exit 130' INT TERM
   # A session of its own (setsid) so a Ctrl-C in the caller's terminal does not reach the broker; the
