@@ -39,9 +39,7 @@ def write_outputs(result: ReplayResult, out: Path) -> None:
 
 def write_letters(drafts: list[Draft], result: ReplayResult, out: Path) -> dict[str, str]:
     """Render each draft as a DOCX under `out/apologies/`; returns apology_id -> path relative to `out`."""
-    from tthc_core.docx_stable import stable_docx
-    from tthc_core.letter.render import render_letter
-    from tthc_core.letter_fields import letter_for_draft
+    from tthc_core.letter import letter_for_draft, render_letter
 
     folder = out / "apologies"
     folder.mkdir(exist_ok=True)
@@ -50,7 +48,7 @@ def write_letters(drafts: list[Draft], result: ReplayResult, out: Path) -> dict[
     for draft in drafts:
         fields = letter_for_draft(draft, by_id[draft.dossier_id], result.received_events[draft.dossier_id])
         path = folder / f"{draft.apology_id}.docx"
-        path.write_bytes(stable_docx(render_letter(fields)))
+        path.write_bytes(render_letter(fields))
         files[draft.apology_id] = f"apologies/{path.name}"
     return files
 

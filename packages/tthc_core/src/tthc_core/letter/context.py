@@ -21,7 +21,8 @@ class LetterContext:
     dd: str
     mm: str
     yyyy: str
-    parent_agency: str
+    parent_agency: str  # "" when the agency has no parent line
+    issuing_agency: str
     agency_name: str
     agency_code: str
     applicant_title: str
@@ -33,7 +34,7 @@ class LetterContext:
     reason: str
     new_due_at: str  # hh giờ mm phút, ngày dd/mm/yyyy
     one_stop_unit_name: str
-    signer_position: str
+    signer_position: str  # may hold line breaks ("KT. GIÁM ĐỐC\nPHÓ GIÁM ĐỐC"): docxtpl prints them as such
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -58,6 +59,12 @@ def clean_text(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cc").strip()
 
 
+def clean_lines(text: str) -> str:
+    """`clean_text` of each line, the lines kept (empty ones dropped)."""
+    lines = (clean_text(line) for line in unicodedata.normalize("NFC", text).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
 def letter_context(f: LetterFields) -> LetterContext:
     dd, mm, yyyy = nd30_date_parts(f.issued_on)
     # The template already ends the "Lý do: …" sentence with a full stop.
@@ -69,6 +76,7 @@ def letter_context(f: LetterFields) -> LetterContext:
         mm=mm,
         yyyy=yyyy,
         parent_agency=clean_text(f.parent_agency),
+        issuing_agency=clean_text(f.issuing_agency),
         agency_name=clean_text(f.agency_name),
         agency_code=clean_text(f.agency_code),
         applicant_title=APPLICANT_TITLES[f.applicant_kind],
@@ -80,5 +88,5 @@ def letter_context(f: LetterFields) -> LetterContext:
         reason=reason,
         new_due_at=vn_appointment(f.new_due_at),
         one_stop_unit_name=clean_text(f.one_stop_unit_name),
-        signer_position=clean_text(f.signer_position),
+        signer_position=clean_lines(f.signer_position),
     )
