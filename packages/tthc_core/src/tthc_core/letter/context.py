@@ -21,6 +21,8 @@ class LetterContext:
     dd: str
     mm: str
     yyyy: str
+    # The head and the signer may hold line breaks (ND 30 breaks a long agency name, and writes "KT." over
+    # the position): docxtpl prints them as line breaks.
     parent_agency: str  # "" when the agency has no parent line
     issuing_agency: str
     agency_name: str
@@ -34,7 +36,7 @@ class LetterContext:
     reason: str
     new_due_at: str  # hh giờ mm phút, ngày dd/mm/yyyy
     one_stop_unit_name: str
-    signer_position: str  # may hold line breaks ("KT. GIÁM ĐỐC\nPHÓ GIÁM ĐỐC"): docxtpl prints them as such
+    signer_position: str
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -75,8 +77,8 @@ def letter_context(f: LetterFields) -> LetterContext:
         dd=dd,
         mm=mm,
         yyyy=yyyy,
-        parent_agency=clean_text(f.parent_agency),
-        issuing_agency=clean_text(f.issuing_agency),
+        parent_agency=clean_lines(f.parent_agency),
+        issuing_agency=clean_lines(f.issuing_agency),
         agency_name=clean_text(f.agency_name),
         agency_code=clean_text(f.agency_code),
         applicant_title=APPLICANT_TITLES[f.applicant_kind],

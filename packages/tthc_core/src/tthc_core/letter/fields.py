@@ -8,7 +8,7 @@ Phụ lục I writes a letter head: the direct parent agency on the first line (
 abbreviated: "UBND"), the issuing agency under it in bold, the place under neither twice:
 
     "Sở Tư pháp tỉnh Lạng Sơn"   -> "UBND TỈNH LẠNG SƠN" over "SỞ TƯ PHÁP", "Lạng Sơn", signed "GIÁM ĐỐC"
-    "UBND xã Hữu Lũng"           -> no parent line, "ỦY BAN NHÂN DÂN XÃ HỮU LŨNG", "Hữu Lũng",
+    "UBND xã Hữu Lũng"           -> no parent line, "ỦY BAN NHÂN DÂN" / "XÃ HỮU LŨNG", "Hữu Lũng",
                                     signed "TM. ỦY BAN NHÂN DÂN" / "CHỦ TỊCH"
     "Thuế tỉnh Lạng Sơn"         -> no parent line (not an agency of the province), "THUẾ TỈNH LẠNG SƠN"
 
@@ -42,7 +42,8 @@ BLANK_PLACE = "…………"
 @dataclass(frozen=True)
 class LetterFields:
     parent_agency: str  # cơ quan chủ quản trực tiếp, first header line (printed upper case); "" for none
-    issuing_agency: str  # the issuing agency as the header names it, under the parent (upper case, bold)
+    issuing_agency: str  # the issuing agency as the header names it, under the parent (upper case, bold);
+    # the head lines and the signer may hold line breaks ("Ủy ban nhân dân\nxã Hữu Lũng")
     agency_name: str  # the issuing (handling) agency's full name, as the running text writes it
     agency_code: str  # identifies the agency (and its deployment template); not printed by the default
     place: str  # địa danh of the date line, e.g. "Lạng Sơn"
@@ -153,7 +154,7 @@ def derive_header(agency_name: str) -> LetterHeader:
     place = _place_name(unit, unit_match.group(2).strip()) if unit_match else BLANK_PLACE
     one_stop = f"{_ONE_STOP} {unit} {unit_match.group(2).strip()}" if unit_match else _ONE_STOP
     if _PEOPLES_COMMITTEE.match(name):
-        full = _PEOPLES_COMMITTEE.sub("Ủy ban nhân dân ", name)
+        full = _PEOPLES_COMMITTEE.sub("Ủy ban nhân dân\n", name)  # ND 30 writes the unit on a line of its own
         return LetterHeader("", full, place, "TM. ỦY BAN NHÂN DÂN\nCHỦ TỊCH", one_stop)
     for prefix, head in _UNDER_PEOPLES_COMMITTEE:
         if name.lower().startswith(prefix.lower()) and unit_match:
