@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 from .fields import LetterFields
 from .vn_format import nd30_date_parts, vn_appointment, vn_date
@@ -39,10 +39,11 @@ class LetterContext:
     signer_position: str
 
     def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _NAMES}  # flat strings: no need for asdict's deep copy
 
 
-PLACEHOLDERS: frozenset[str] = frozenset(f.name for f in fields(LetterContext))
+_NAMES = tuple(f.name for f in fields(LetterContext))
+PLACEHOLDERS: frozenset[str] = frozenset(_NAMES)
 # Without these a letter is not the apology ND 61/2018 Điều 19 khoản 9 asks for: who, which dossier,
 # the missed appointment, why, and the new one; the number is how an issued letter is referred to.
 REQUIRED_PLACEHOLDERS: frozenset[str] = frozenset(
@@ -51,6 +52,7 @@ REQUIRED_PLACEHOLDERS: frozenset[str] = frozenset(
 
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n\t\v\f\x1c-\x1f\x85\u2028\u2029]+\s*")
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's category Cc, all of it
 
 
 def clean_text(text: str) -> str:
@@ -58,7 +60,7 @@ def clean_text(text: str) -> str:
     not a line break in Word; no control characters, which make the document XML invalid. Ordinary
     spaces inside the text are kept as they are."""
     text = _LINE_BREAKS.sub(" ", unicodedata.normalize("NFC", text))
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc").strip()
+    return _CONTROL_CHARACTERS.sub("", text).strip()
 
 
 def clean_lines(text: str) -> str:

@@ -87,6 +87,11 @@ class StoredPackage:
     def names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.members)
 
+    def content(self, name: str) -> bytes:
+        """A member's content, uncompressed."""
+        member = next(m for m in self.members if m.name == name)
+        return zlib.decompress(member.compressed, -15)
+
     def assemble(self, replaced: Mapping[str, bytes]) -> bytes:
         """The package with the members named in `replaced` holding new (uncompressed) content."""
         chunks: list[bytes] = []
