@@ -139,6 +139,17 @@ def test_a_line_that_is_not_utf8_after_the_start_is_reported_like_any_invalid_li
     assert err[0].startswith("line 2: not valid JSON") and err[1] == "line 3: not UTF-8 text (byte 9)"
 
 
+def test_windows_line_ends_and_byte_order_mark_read_like_plain_lines(tmp_path):
+    example = EXAMPLES[-1]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(example.event_lines()).encode("utf-8") + b"\r\n")
+    argv = ["replay", "--until", example.args["until"], "--from", example.args["from"], "--to", example.args["to"]]
+    assert main(argv + ["--events", str(events), "--out", str(tmp_path / "crlf")]) == 0
+    main(argv + ["--events", str(example.path / "events.jsonl"), "--out", str(tmp_path / "lf")])
+    for name in ("dossiers.jsonl", "apologies.jsonl", "indices.json"):
+        assert (tmp_path / "crlf" / name).read_bytes() == (tmp_path / "lf" / name).read_bytes()
+
+
 def test_indices_are_written_for_the_year_of_until_without_from_and_to(tmp_path):
     example = EXAMPLES[0]  # until 2026-03-01
     assert main(_replay_argv(tmp_path, **{"--from": None, "--to": None})) == 0

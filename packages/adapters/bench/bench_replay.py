@@ -9,7 +9,8 @@ its figures for that year.
     .venv/bin/python packages/adapters/bench/bench_replay.py --dossiers 1000000
 
 Prints one line per run: `REPLAY: <dossiers> dossiers <events> events <drafts> drafts <seconds> s
-<MiB> MiB peak RSS (all processes) <letters|no letters>`.
+<MiB> MiB <letters|no letters> (<CPU seconds> s CPU)`, the MiB being the peak resident memory of the
+replay and its workers together (sampled every half second).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -91,19 +93,22 @@ def replay(events: Path, until: str, out: Path, letters: bool, jobs: int | None)
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "tthc_adapters.cli", "replay", "--events", str(events), "--until", until,
                "--out", str(out)] + ([] if letters else ["--no-letters"]) + ([f"--jobs={jobs}"] if jobs else [])
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss_kib(proc.pid))
         time.sleep(0.5)
     seconds = time.perf_counter() - started
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)  # the replay and its workers, once reaped
+    cpu_seconds = used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime
     summary = proc.stdout.read() if proc.stdout else ""
     if proc.returncode != 0:
         raise SystemExit(f"tthc replay exited {proc.returncode}")
     found = re.match(r"(\d+) dossiers, (\d+) apology drafts", summary)
     assert found, summary
-    return {"dossiers": int(found[1]), "drafts": int(found[2]), "seconds": seconds, "rss_mib": peak / 1024}
+    return {"dossiers": int(found[1]), "drafts": int(found[2]), "seconds": seconds, "cpu": cpu_seconds,
+            "rss_mib": peak / 1024}
 
 
 def main() -> None:
@@ -127,7 +132,7 @@ def main() -> None:
                 continue
             r = replay(events, until, out, letters, args.jobs)
             print(f"REPLAY: {r['dossiers']} dossiers {lines} events {r['drafts']} drafts {r['seconds']:.1f} s "
-                  f"{r['rss_mib']:.0f} MiB {'letters' if letters else 'no letters'}", flush=True)
+                  f"{r['rss_mib']:.0f} MiB {'letters' if letters else 'no letters'} ({r['cpu']:.0f} s CPU)", flush=True)
 
 
 if __name__ == "__main__":

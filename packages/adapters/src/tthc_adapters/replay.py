@@ -168,20 +168,20 @@ class Progress:
 
 # The top-level "dossier_id" of a line. In JSON a quote inside a string is escaped, so an unescaped
 # `"dossier_id":"` is a key; a line with none or several of them (or escapes in the id) is decoded instead.
-_DOSSIER_ID = re.compile(r'"dossier_id"\s*:\s*"([^"\\]*)"')
+_DOSSIER_ID = re.compile(rb'"dossier_id"\s*:\s*"([^"\\]*)"')
 
 
-def _dossier_id(line: str) -> str | None:
-    """The line's dossier id; "" when it has none (its part reports why); None when it is not JSON."""
-    found = _DOSSIER_ID.findall(line)
+def _dossier_id(raw: bytes, line: str) -> bytes | None:
+    """The line's dossier id (UTF-8); b"" when it has none (its part reports why); None when it is not JSON."""
+    found = _DOSSIER_ID.findall(raw)
     if len(found) == 1:
         return found[0]
     try:
-        raw = json.loads(line)
+        decoded = json.loads(line)
     except ValueError:
         return None
-    value = raw.get("dossier_id") if isinstance(raw, dict) else None
-    return value if isinstance(value, str) else ""
+    value = decoded.get("dossier_id") if isinstance(decoded, dict) else None
+    return value.encode("utf-8") if isinstance(value, str) else b""
 
 
 @dataclass
@@ -196,31 +196,30 @@ def split_by_dossier(events: Path, work: Path, progress: Progress) -> Split:
     in one part); lines that are not UTF-8 or not JSON are noted and left out."""
     count = min(MAX_PARTS, max(1, math.ceil(events.stat().st_size / PART_BYTES)))
     split = Split([work / f"part-{k:03d}.events" for k in range(count)])
-    files: list[IO[str]] = [open(p, "w", encoding="utf-8") for p in split.parts]
+    files: list[IO[bytes]] = [open(p, "wb") for p in split.parts]
     try:
         with open(events, "rb") as f:
             for number, raw in enumerate(f, start=1):
                 split.lines = number
                 if number % 10_000 == 0:
                     progress(lambda: f"{split.lines:,} lines read")
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]  # the byte order mark some Windows editors put first
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     split.problems.append((number, f"not UTF-8 text (byte {exc.start + 1})"))
                     continue
-                if number == 1:
-                    line = line.removeprefix("\ufeff")  # the mark some Windows editors put first
                 if not line.strip():
                     continue
-                dossier_id = _dossier_id(line)
+                dossier_id = _dossier_id(raw, line)
                 if dossier_id is None:
                     try:
                         parse_event_line(line)
                     except ValueError as exc:  # the reason the core gives for it
                         split.problems.append((number, str(exc)))
                     continue
-                part = zlib.crc32(dossier_id.encode("utf-8")) % count
-                files[part].write(f"{number}\t{line.rstrip(chr(10) + chr(13))}\n")
+                files[zlib.crc32(dossier_id) % count].write(b"%d\t%s\n" % (number, raw.rstrip(b"\r\n")))
     finally:
         for f in files:
             f.close()
@@ -271,7 +270,7 @@ def replay_part(part: Path) -> PartResult:
     assert job is not None and book is not None, "_start_worker first"
     problems: list[tuple[int, str]] = []
     events = []
-    with open(part, encoding="utf-8") as f:
+    with open(part, encoding="utf-8", newline="\n") as f:  # a CR inside a line is JSON whitespace
         for text in f:
             number, line = text.split("\t", 1)
             try:
@@ -376,7 +375,10 @@ def run(options: ReplayOptions, stderr: TextIO, progress: Progress) -> RunFigure
         figures.invalid_lines = len(problems)
         for name in ("dossiers", "apologies"):
             with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
-                f.writelines(_merged_rows([p.with_suffix(f".{name}") for p in parts]))
+                for written, row in enumerate(_merged_rows([p.with_suffix(f".{name}") for p in parts]), 1):
+                    f.write(row)
+                    if written % 10_000 == 0:
+                        progress(lambda: f"{written:,} rows written to {name}.jsonl")
         rows.sort(key=lambda r: r[0])  # dossier order, as the figures of one process would add them up
         indices = tabulate([f for _, f in rows], options.period)
         (out / "indices.json").write_text(
