@@ -18,6 +18,7 @@ edits the draft before signing it anyway.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -146,6 +147,7 @@ def _place_name(unit: str, name: str) -> str:
     return f"Thành phố {name}" if unit.lower() == "thành phố" and name == "Hồ Chí Minh" else name
 
 
+@functools.lru_cache(maxsize=4096)  # a province has a few hundred agencies, each with thousands of letters
 def derive_header(agency_name: str) -> LetterHeader:
     """The letter head read off an agency's name (see the module's docstring); every line filled."""
     name = _nfc(agency_name)
