@@ -19,10 +19,15 @@ from docx.oxml.ns import qn
 from docx.shared import Cm, Mm, Pt
 
 from tthc_core.letter import (
+    DRAFT_NUMBER,
     PLACEHOLDERS,
+    LetterDefaults,
     LetterFields,
+    LetterHeader,
     check_template,
+    derive_header,
     letter_context,
+    letter_for_draft,
     render_letter,
 )
 from tthc_adapters.pdf import docx_to_pdf
@@ -39,11 +44,12 @@ FONT = "Times New Roman"
 @pytest.fixture
 def fields() -> LetterFields:
     return LetterFields(
-        parent_agency="Ủy ban nhân dân tỉnh Hòa Bình",
-        agency_name="Sở Tài nguyên và Môi trường",
+        parent_agency="UBND tỉnh Hòa Bình",
+        issuing_agency="Sở Tài nguyên và Môi trường",
+        agency_name="Sở Tài nguyên và Môi trường tỉnh Hòa Bình",
         agency_code="000.00.12.H10",
         place="Hòa Bình",
-        number="15",
+        number="15/PXL",
         issued_on=date(2026, 2, 5),
         applicant_kind="organization",
         applicant_name=TRICKY_NAME,
@@ -130,10 +136,10 @@ def test_header_texts_and_styles(letter):
     assert national.bold and Pt(12) <= national.font.size <= Pt(13)
     motto = sole_run(paragraph(letter, "Độc lập - Tự do - Hạnh phúc"))
     assert motto.bold and Pt(13) <= motto.font.size <= Pt(14)
-    parent = sole_run(paragraph(letter, "ỦY BAN NHÂN DÂN TỈNH HÒA BÌNH"))
+    parent = sole_run(paragraph(letter, "UBND TỈNH HÒA BÌNH"))
     assert not parent.bold and parent.font.size == Pt(13)
     agency = sole_run(paragraph(letter, "SỞ TÀI NGUYÊN VÀ MÔI TRƯỜNG"))
-    assert agency.bold
+    assert agency.bold and agency.text == "SỞ TÀI NGUYÊN VÀ MÔI TRƯỜNG"  # the province is on the line above
     title = paragraph(letter, "PHIẾU XIN LỖI VÀ HẸN LẠI NGÀY TRẢ KẾT QUẢ")
     assert sole_run(title).bold and title.alignment == WD_ALIGN_PARAGRAPH.CENTER
     # ND 30 rules under the agency name and under the motto: bordered empty paragraphs
@@ -185,13 +191,12 @@ def test_every_field_value_is_printed(fields, letter):
     context = letter_context(fields).as_dict()
     # agency_code selects the deployment's template; the printed form has no slot for it.
     for key, value in context.items():
-        if key in {"agency_code", "parent_agency", "agency_name", "signer_position"}:
+        if key in {"agency_code", "parent_agency", "issuing_agency", "signer_position"}:
             continue
         assert value in text, key
-    for upper_case in ("parent_agency", "agency_name", "signer_position"):
+    for upper_case in ("parent_agency", "issuing_agency", "signer_position"):
         assert context[upper_case].upper() in text  # the header and signature print them upper case
-    assert context["agency_name"] in text  # and the body as written
-    assert "Ngày 14/01/2026, Sở Tài nguyên và Môi trường tiếp nhận hồ sơ" in text
+    assert "Ngày 14/01/2026, Sở Tài nguyên và Môi trường tỉnh Hòa Bình tiếp nhận hồ sơ" in text  # full name
     assert "Thời gian hẹn trả kết quả: 16 giờ 00 phút, ngày 03/02/2026." in text
     assert "hẹn lại thời gian trả kết quả: 08 giờ 05 phút, ngày 10/02/2026." in text
     assert "Mã hồ sơ: 000.00.12.H10-260113-0001." in text
@@ -221,7 +226,7 @@ def test_text_is_nfc_even_from_decomposed_input(fields):
 
 
 def test_draft_has_dotted_blanks(fields):
-    letter = open_docx(render_letter(replace(fields, number="…", issued_on=None)))
+    letter = open_docx(render_letter(replace(fields, number=DRAFT_NUMBER, issued_on=None)))
     assert paragraph(letter, "Số:").text == "Số: …/PXL"
     assert paragraph(letter, "Hòa Bình, ngày").text == "Hòa Bình, ngày …… tháng …… năm ……"
 
@@ -281,7 +286,7 @@ def test_check_reports_unknown_and_missing_placeholders(tmp_path):
 def test_check_accepts_a_minimal_complete_template(tmp_path):
     good = make_template(
         tmp_path / "good.docx",
-        "Số: {{ number }}/PXL — {{ applicant_title }} {{ applicant_name|upper }}",
+        "Số: {{ number }} — {{ applicant_title }} {{ applicant_name|upper }}",
         "{{ dossier_id }} {{ due_at }} {{ reason }} {{ new_due_at }}",
     )
     assert check_template(good) == []
@@ -316,6 +321,7 @@ def test_pdf_preview_with_libreoffice(fields, tmp_path):
         text = unicodedata.normalize("NFC", text)
         assert "PHIẾU XIN LỖI VÀ HẸN LẠI NGÀY TRẢ KẾT QUẢ" in text
         assert TRICKY_NAME in " ".join(text.split())
+        assert "Số: 15/PXL" in text and "15/PXL/PXL" not in text
 
 
 def test_pdf_preview_is_none_without_libreoffice(fields, tmp_path, monkeypatch):
@@ -323,3 +329,115 @@ def test_pdf_preview_is_none_without_libreoffice(fields, tmp_path, monkeypatch):
     source = tmp_path / "letter.docx"
     source.write_bytes(render_letter(fields))
     assert docx_to_pdf(source, tmp_path) is None
+
+
+# --- the number (issue 14.1) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["01/PXL", "15/PXL", "123/TB-STP"],  # generated, typed digits (normalised by the service), free-form
+)
+def test_the_number_is_printed_exactly_as_issued(fields, number):
+    letter = open_docx(render_letter(replace(fields, number=number)))
+    assert paragraph(letter, "Số:").text == f"Số: {number}"
+
+
+def test_check_refuses_a_template_that_adds_the_symbol_again(tmp_path):
+    old_style = make_template(
+        tmp_path / "old.docx",
+        "Số: {{ number }}/PXL — {{ applicant_name }}",
+        "{{ dossier_id }} {{ due_at }} {{ reason }} {{ new_due_at }}",
+    )
+    [problem] = check_template(old_style)
+    assert "prints the number twice" in problem and "01/PXL/PXL" in problem
+
+
+# --- the letter head, per agency (issue 14.4) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("agency_name", "parent", "issuing", "place", "signer"),
+    [
+        ("Sở Tư pháp tỉnh Lạng Sơn", "UBND TỈNH LẠNG SƠN", "Sở Tư pháp", "Lạng Sơn", "GIÁM ĐỐC"),
+        ("Sở Tài chính thành phố Hà Nội", "UBND THÀNH PHỐ HÀ NỘI", "Sở Tài chính", "Hà Nội", "GIÁM ĐỐC"),
+        ("Trung tâm Phục vụ hành chính công tỉnh Lạng Sơn", "UBND TỈNH LẠNG SƠN",
+         "Trung tâm Phục vụ hành chính công", "Lạng Sơn", "GIÁM ĐỐC"),
+        ("Sở Nội vụ thành phố Hồ Chí Minh", "UBND THÀNH PHỐ HỒ CHÍ MINH", "Sở Nội vụ",
+         "Thành phố Hồ Chí Minh", "GIÁM ĐỐC"),
+        ("UBND xã Hữu Lũng", "", "Ủy ban nhân dân\nxã Hữu Lũng", "Hữu Lũng", "TM. ỦY BAN NHÂN DÂN\nCHỦ TỊCH"),
+        # not an agency of the province: no parent is guessed, the name stays whole
+        ("Thuế tỉnh Lạng Sơn", "", "Thuế tỉnh Lạng Sơn", "Lạng Sơn", "THỦ TRƯỞNG CƠ QUAN"),
+        ("Bộ phận tiếp nhận", "", "Bộ phận tiếp nhận", "…………", "THỦ TRƯỞNG CƠ QUAN"),
+    ],
+)
+def test_the_letter_head_read_off_the_agency_name(agency_name, parent, issuing, place, signer):
+    header = derive_header(agency_name)
+    assert (header.parent_agency, header.issuing_agency, header.place, header.signer_position) == (
+        parent, issuing, place, signer)
+
+
+def test_configured_lines_win_per_agency_then_for_the_deployment():
+    defaults = LetterDefaults(
+        signer_position="KT. GIÁM ĐỐC\nPHÓ GIÁM ĐỐC",
+        agencies={"000.01.20.H10": LetterHeader(parent_agency="SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG",
+                                                issuing_agency="VĂN PHÒNG ĐĂNG KÝ ĐẤT ĐAI",
+                                                signer_position="GIÁM ĐỐC")},
+    )
+    land = defaults.header_for("000.01.20.H10", "Văn phòng Đăng ký đất đai tỉnh Lạng Sơn")
+    assert (land.parent_agency, land.issuing_agency, land.place, land.signer_position) == (
+        "SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG", "VĂN PHÒNG ĐĂNG KÝ ĐẤT ĐAI", "Lạng Sơn", "GIÁM ĐỐC")
+    justice = defaults.header_for("000.00.12.H10", "Sở Tư pháp tỉnh Lạng Sơn")
+    assert (justice.parent_agency, justice.issuing_agency, justice.signer_position) == (
+        "UBND TỈNH LẠNG SƠN", "Sở Tư pháp", "KT. GIÁM ĐỐC\nPHÓ GIÁM ĐỐC")
+    # A parent line switched off: the issuing line names the province itself.
+    no_parent = LetterDefaults(agencies={"000.00.12.H10": LetterHeader(parent_agency="")})
+    alone = no_parent.header_for("000.00.12.H10", "Sở Tư pháp tỉnh Lạng Sơn")
+    assert (alone.parent_agency, alone.issuing_agency) == ("", "Sở Tư pháp tỉnh Lạng Sơn")
+
+
+def _draft_of_example_01(agency_name: str = "Sở Tư pháp tỉnh Lạng Sơn"):
+    from tthc_contracts import parse_dossier_event
+    from tthc_contracts.events import Agency
+    from tthc_core.apology import Draft
+    from tthc_core.calendar import CalendarBook
+    from tthc_core.deadlines import fold
+
+    from tests.support.examples import examples
+
+    received = parse_dossier_event(examples()[0].events()[0])
+    dossier, _ = fold([received], CalendarBook())
+    draft = Draft("a-1", dossier.dossier_id, "at_risk", dossier.due_at, Agency(code="000.00.12.H10",
+                  name=agency_name), dossier.due_at + timedelta(days=3))
+    return draft, dossier, received
+
+
+def header_lines(letter) -> list[str]:
+    """The texts of the left header cell, in order."""
+    return [p.text for p in letter.tables[0].rows[0].cells[0].paragraphs if p.text]
+
+
+def test_a_provincial_department_heads_its_letter_without_repeating_the_province():
+    draft, dossier, received = _draft_of_example_01()
+    letter = open_docx(render_letter(letter_for_draft(draft, dossier, received)))
+    assert header_lines(letter) == ["UBND TỈNH LẠNG SƠN", "SỞ TƯ PHÁP"]
+    assert "Ngày 13/02/2026, Sở Tư pháp tỉnh Lạng Sơn tiếp nhận hồ sơ" in full_text(letter)
+    assert paragraph(letter, "Số:").text == "Số: …/PXL"  # a draft: the blank of the form
+    assert paragraph(letter, "Lạng Sơn, ngày").text == "Lạng Sơn, ngày …… tháng …… năm ……"
+    assert sole_run(paragraph(letter, "GIÁM ĐỐC")).bold
+    issued = open_docx(render_letter(letter_for_draft(draft, dossier, received, number="01/PXL",
+                                                      issued_on=date(2026, 2, 26), reason="Cần xác minh")))
+    assert paragraph(issued, "Số:").text == "Số: 01/PXL"
+    assert paragraph(issued, "Lạng Sơn, ngày").text == "Lạng Sơn, ngày 26 tháng 02 năm 2026"
+
+
+def test_a_peoples_committee_has_no_parent_line_and_signs_on_behalf_of_its_members():
+    draft, dossier, received = _draft_of_example_01("UBND xã Hữu Lũng")
+    letter = open_docx(render_letter(letter_for_draft(draft, dossier, received)))
+    cell = letter.tables[0].rows[0].cells[0]
+    assert cell.paragraphs[0].text == "ỦY BAN NHÂN DÂN\nXÃ HỮU LŨNG"  # no empty line above it
+    assert sole_run(cell.paragraphs[0]).bold
+    # two lines of one bold run, as ND 30 writes "TM." over the position
+    signer = paragraph(letter, "TM. ỦY BAN NHÂN DÂN")
+    assert signer.text == "TM. ỦY BAN NHÂN DÂN\nCHỦ TỊCH"
+    assert len(signer._element.findall(".//" + qn("w:br"))) == 1

@@ -4,8 +4,8 @@ Run from the repository root:  .venv/bin/python packages/tthc_core/scripts/make_
 
 Layout per Nghị định 30/2020/NĐ-CP Phụ lục I (see spec/apology.md). Every Jinja tag is written inside a
 single run, because docxtpl cannot render a tag that Word has split across runs. The output is
-byte-for-byte reproducible (fixed document properties and zip timestamps), so a rebuild only shows up
-in a diff when the layout really changed.
+byte-for-byte reproducible (fixed document properties; the zip written by the letters' own `stable_docx`),
+so a rebuild only shows up in a diff when the layout really changed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import io
 import math
 import sys
 import unicodedata
-import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,13 +24,13 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Mm, Pt, RGBColor, Twips
+from tthc_core.letter.docx_package import stable_docx
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src/tthc_core/letter/templates/mau04.docx"
 
 FONT = "Times New Roman"
 BODY_PT = 14
 FIXED_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 # Usable width: A4 210 mm - 30 mm left - 15 mm right = 165 mm, split between the two header columns.
 HEADER_LEFT, HEADER_RIGHT = Cm(7.0), Cm(9.5)
@@ -183,14 +182,19 @@ def set_properties(doc) -> None:
 def build_header(doc) -> None:
     table = borderless_table(doc, 2, (HEADER_LEFT, HEADER_RIGHT))
     agency, nation = table.rows[0].cells
-    add_text(agency, "{{ parent_agency|upper }}", 13, first=True)
-    add_text(agency, "{{ agency_name|upper }}", 13, bold=True)
+    # ND 30: the direct parent agency (none for a People's Committee), the issuing agency in bold under it.
+    # `{%p ... %}` paragraphs vanish when rendered: no empty line when there is no parent.
+    add_text(agency, "{%p if parent_agency %}", 13, first=True)
+    add_text(agency, "{{ parent_agency|upper }}", 13)
+    add_text(agency, "{%p endif %}", 13)
+    add_text(agency, "{{ issuing_agency|upper }}", 13, bold=True)
     add_rule(agency, HEADER_LEFT, Cm(2.2))
     add_text(nation, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", 12, bold=True, first=True)
     add_text(nation, "Độc lập - Tự do - Hạnh phúc", 13, bold=True)
     add_rule(nation, HEADER_RIGHT, Cm(6.0))
     number, dated = table.rows[1].cells
-    add_text(number, "Số: {{ number }}/PXL", 13, before=6, first=True)
+    # The number carries its symbol ("01/PXL"; a draft's is "…/PXL"): the template adds nothing to it.
+    add_text(number, "Số: {{ number }}", 13, before=6, first=True)
     add_text(dated, "{{ place }}, ngày {{ dd }} tháng {{ mm }} năm {{ yyyy }}", 14, italic=True, before=6,
              first=True)
 
@@ -228,18 +232,6 @@ def build_signature(doc) -> None:
     add_text(doc, "", BODY_PT)
 
 
-def reproducible_zip(data: bytes) -> bytes:
-    """python-docx stamps zip entries with the current time; rewrite them with a fixed one."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = 0o644 << 16
-            dst.writestr(fixed, src.read(info.filename))
-    return out.getvalue()
-
-
 def build() -> bytes:
     doc = Document()
     set_defaults(doc)
@@ -250,7 +242,7 @@ def build() -> bytes:
     build_signature(doc)
     buffer = io.BytesIO()
     doc.save(buffer)
-    return reproducible_zip(buffer.getvalue())
+    return stable_docx(buffer.getvalue())
 
 
 def main(argv: list[str]) -> int:

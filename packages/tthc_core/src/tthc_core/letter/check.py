@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import io
+import re
+import zipfile
 from os import PathLike
 
 from docxtpl import DocxTemplate
 from jinja2 import TemplateSyntaxError
-from tthc_contracts.timefmt import VN_TZ
 
+from .compiled import compiled_template
 from .context import PLACEHOLDERS, REQUIRED_PLACEHOLDERS
-from .fields import LetterFields
-from .render import letter_environment, render_letter
+from .fields import NUMBER_SYMBOL, SAMPLE_FIELDS
+from .render import letter_environment
 
-# Trial-render input: catches what parsing alone cannot (unknown filters, tags that break the XML).
-_SAMPLE = LetterFields(
-    parent_agency="Ủy ban nhân dân tỉnh Mẫu",
-    agency_name="Sở Mẫu & Thử <nghiệm>",
-    agency_code="000.00.00.H00",
-    place="Mẫu",
-    number="…",
-    issued_on=date(2026, 2, 5),
-    applicant_kind="organization",
-    applicant_name='Công ty "Mẫu"',
-    dossier_id="000.00.00.H00-260205-0001",
-    procedure_name="Thủ tục mẫu",
-    received_at=datetime(2026, 1, 20, 8, 0, tzinfo=VN_TZ),
-    due_at=datetime(2026, 2, 5, 16, 30, tzinfo=VN_TZ),
-    reason="Lý do mẫu",
-    new_due_at=datetime(2026, 2, 9, 16, 30, tzinfo=VN_TZ),
-    one_stop_unit_name="Bộ phận Một cửa mẫu",
-    signer_position="Giám đốc",
-)
+_TAGS = re.compile(r"<[^>]+>")
 
 
 def check_template(path: str | PathLike[str]) -> list[str]:
@@ -50,9 +34,21 @@ def check_template(path: str | PathLike[str]) -> list[str]:
         f"{path}: missing required placeholder {{{{ {name} }}}}"
         for name in sorted(REQUIRED_PLACEHOLDERS - used)
     ]
-    if not problems:
-        try:
-            render_letter(_SAMPLE, path)
-        except Exception as exc:  # noqa: BLE001 - any failure here would also fail for a real letter
-            problems.append(f"{path}: template fails to render ({type(exc).__name__}: {exc})")
+    if problems:
+        return problems
+    # Trial render: catches what parsing alone cannot (unknown filters, tags that break the XML).
+    try:
+        letter = compiled_template(path).render(SAMPLE_FIELDS)
+    except Exception as exc:  # noqa: BLE001 - any failure here would also fail for a real letter
+        return [f"{path}: template fails to render ({type(exc).__name__}: {exc})"]
+    if SAMPLE_FIELDS.number + NUMBER_SYMBOL in _text(letter):
+        problems.append(f"{path}: prints the number twice (\"{SAMPLE_FIELDS.number + NUMBER_SYMBOL}\"): the "
+                        f"number already ends with {NUMBER_SYMBOL}, write \"Số: {{{{ number }}}}\"")
     return problems
+
+
+def _text(docx: bytes) -> str:
+    """The text of every XML part, runs joined (a number may be split across runs)."""
+    with zipfile.ZipFile(io.BytesIO(docx)) as package:
+        return "".join(_TAGS.sub("", package.read(n).decode("utf-8", "replace"))
+                       for n in package.namelist() if n.endswith(".xml"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 from .fields import LetterFields
 from .vn_format import nd30_date_parts, vn_appointment, vn_date
@@ -21,7 +21,10 @@ class LetterContext:
     dd: str
     mm: str
     yyyy: str
-    parent_agency: str
+    # The head and the signer may hold line breaks (ND 30 breaks a long agency name, and writes "KT." over
+    # the position): docxtpl prints them as line breaks.
+    parent_agency: str  # "" when the agency has no parent line
+    issuing_agency: str
     agency_name: str
     agency_code: str
     applicant_title: str
@@ -36,10 +39,11 @@ class LetterContext:
     signer_position: str
 
     def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _NAMES}  # flat strings: no need for asdict's deep copy
 
 
-PLACEHOLDERS: frozenset[str] = frozenset(f.name for f in fields(LetterContext))
+_NAMES = tuple(f.name for f in fields(LetterContext))
+PLACEHOLDERS: frozenset[str] = frozenset(_NAMES)
 # Without these a letter is not the apology ND 61/2018 Điều 19 khoản 9 asks for: who, which dossier,
 # the missed appointment, why, and the new one; the number is how an issued letter is referred to.
 REQUIRED_PLACEHOLDERS: frozenset[str] = frozenset(
@@ -48,6 +52,7 @@ REQUIRED_PLACEHOLDERS: frozenset[str] = frozenset(
 
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n\t\v\f\x1c-\x1f\x85\u2028\u2029]+\s*")
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's category Cc, all of it
 
 
 def clean_text(text: str) -> str:
@@ -55,7 +60,13 @@ def clean_text(text: str) -> str:
     not a line break in Word; no control characters, which make the document XML invalid. Ordinary
     spaces inside the text are kept as they are."""
     text = _LINE_BREAKS.sub(" ", unicodedata.normalize("NFC", text))
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc").strip()
+    return _CONTROL_CHARACTERS.sub("", text).strip()
+
+
+def clean_lines(text: str) -> str:
+    """`clean_text` of each line, the lines kept (empty ones dropped)."""
+    lines = (clean_text(line) for line in unicodedata.normalize("NFC", text).splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def letter_context(f: LetterFields) -> LetterContext:
@@ -68,7 +79,8 @@ def letter_context(f: LetterFields) -> LetterContext:
         dd=dd,
         mm=mm,
         yyyy=yyyy,
-        parent_agency=clean_text(f.parent_agency),
+        parent_agency=clean_lines(f.parent_agency),
+        issuing_agency=clean_lines(f.issuing_agency),
         agency_name=clean_text(f.agency_name),
         agency_code=clean_text(f.agency_code),
         applicant_title=APPLICANT_TITLES[f.applicant_kind],
@@ -80,5 +92,5 @@ def letter_context(f: LetterFields) -> LetterContext:
         reason=reason,
         new_due_at=vn_appointment(f.new_due_at),
         one_stop_unit_name=clean_text(f.one_stop_unit_name),
-        signer_position=clean_text(f.signer_position),
+        signer_position=clean_lines(f.signer_position),
     )
