@@ -662,6 +662,34 @@ async def test_the_issued_letter_carries_the_number_as_stored_reason_and_new_dat
     assert f"{new_due:%H} giờ {new_due:%M} phút, ngày {new_due:%d/%m/%Y}" in text
 
 
+async def test_the_letter_head_by_default_does_not_repeat_the_province(apology: Apology) -> None:
+    await apology.dossier(received("D-64"))
+    await apology.deadline(at_risk("D-64"))
+    text = docx_text((await apology.client.get(
+        f"/v1/apologies/{apology_id_for('D-64', 'at_risk', DUE)}.docx", headers=AUTH)).content)
+    assert "UBND TỈNH LẠNG SƠN" in text and "SỞ TƯ PHÁP" in text
+    assert "SỞ TƯ PHÁP TỈNH LẠNG SƠN" not in text  # the province is the parent line's, once
+    assert "Sở Tư pháp tỉnh Lạng Sơn" in text  # the running text keeps the full name
+
+
+async def test_an_agency_configured_letter_head_and_signer_are_printed(tmp_path: Any) -> None:
+    heads = {AGENCY.code: {"parent_agency": "ỦY BAN NHÂN DÂN TỈNH LẠNG SƠN", "issuing_agency": "SỞ TƯ PHÁP",
+                           "signer_position": "KT. GIÁM ĐỐC\nPHÓ GIÁM ĐỐC"}}
+    async for service in running(make_settings(tmp_path, letter_heads=heads)):
+        await service.dossier(received("D-65"))
+        await service.deadline(at_risk("D-65"))
+        text = docx_text((await service.client.get(
+            f"/v1/apologies/{apology_id_for('D-65', 'at_risk', DUE)}.docx", headers=AUTH)).content)
+        assert "ỦY BAN NHÂN DÂN TỈNH LẠNG SƠN" in text and "UBND TỈNH LẠNG SƠN" not in text
+        assert "KT. GIÁM ĐỐC" in text and "PHÓ GIÁM ĐỐC" in text
+
+
+def test_a_letter_head_with_an_unknown_line_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APOLOGY_LETTER_HEADS", json.dumps({AGENCY.code: {"signer": "GIÁM ĐỐC"}}))
+    with pytest.raises(ValueError, match="letter_heads"):
+        ApologySettings()
+
+
 async def test_the_earliest_receipt_wins_whatever_order_they_arrive_in(apology: Apology) -> None:
     await apology.deadline(at_risk("D-62"))
     await apology.dossier(received("D-62", applicant="Người Sau", at=datetime(2026, 3, 3, 10, 0, tzinfo=VN_TZ)))

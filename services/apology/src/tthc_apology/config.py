@@ -5,10 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tthc_common.settings import ServiceSettings, service_settings_config
 
 OFFICER_KEYS_SETTING = "APOLOGY_OFFICER_KEYS"
+
+
+class AgencyLetterHead(BaseModel):
+    """How one agency heads and signs its letters (Mẫu 04; ND 30/2020 Phụ lục I). Left out: derived from the
+    agency's name ("Sở Tư pháp tỉnh Lạng Sơn" → "UBND TỈNH LẠNG SƠN" over "SỞ TƯ PHÁP", signed "GIÁM ĐỐC")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parent_agency: str | None = Field(default=None, max_length=200,
+                                      description='e.g. "UBND TỈNH LẠNG SƠN"; "" for no parent line')
+    issuing_agency: str | None = Field(default=None, max_length=200, description='e.g. "SỞ TƯ PHÁP"')
+    place: str | None = Field(default=None, max_length=100, description='the date line\'s place, e.g. "Lạng Sơn"')
+    signer_position: str | None = Field(default=None, max_length=200,
+                                        description='e.g. "GIÁM ĐỐC", or "KT. GIÁM ĐỐC\\nPHÓ GIÁM ĐỐC"')
+    one_stop_unit_name: str | None = Field(default=None, max_length=200,
+                                           description="the one-stop unit of the \"Nơi nhận\" list")
 
 
 class ApologySettings(ServiceSettings):
@@ -28,11 +44,15 @@ class ApologySettings(ServiceSettings):
     # `<templates_dir>/<agency_code>.docx` replaces the bundled Mẫu 04 for that agency.
     templates_dir: Path | None = None
 
-    # What the events do not carry; empty means "read it off the agency's name" (tthc_core letter fields).
+    # What the events do not carry; empty means "read it off the agency's name" (tthc_core.letter.fields):
+    # for every agency, then per agency code in `APOLOGY_LETTER_HEADS`, a JSON object
+    # {"000.00.12.H10": {"parent_agency": "UBND TỈNH LẠNG SƠN", "issuing_agency": "SỞ TƯ PHÁP",
+    #                     "signer_position": "GIÁM ĐỐC"}, ...} (AgencyLetterHead), which wins.
     letter_parent_agency: str | None = None
     letter_place: str | None = None
     letter_one_stop_unit_name: str | None = None
     letter_signer_position: str | None = None
+    letter_heads: dict[str, AgencyLetterHead] = Field(default_factory=dict)
 
     # LibreOffice is slow and memory-hungry: a few conversions at a time, each with a time limit.
     pdf_timeout_s: float = 60.0

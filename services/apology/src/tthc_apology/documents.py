@@ -24,9 +24,14 @@ from tthc_contracts.events import parse_dossier_event
 from tthc_contracts.timefmt import to_vn
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import fold
-from tthc_core.docx_stable import stable_docx
-from tthc_core.letter import LetterFields, check_template, render_letter
-from tthc_core.letter_fields import LetterDefaults, letter_for_draft
+from tthc_core.letter import (
+    LetterDefaults,
+    LetterFields,
+    LetterHeader,
+    check_template,
+    letter_for_draft,
+    render_letter,
+)
 
 from .config import ApologySettings
 from .models import Apology, ApologyDossier
@@ -87,12 +92,12 @@ class Letters:
         self.pdf_timeout_s = settings.pdf_timeout_s
         self._pdf_slots = asyncio.Semaphore(max(1, settings.pdf_concurrency))
         self._pdf_locks: dict[str, asyncio.Lock] = {}
-        defaults = LetterDefaults()
         self.defaults = LetterDefaults(
             parent_agency=settings.letter_parent_agency,
             place=settings.letter_place,
-            one_stop_unit_name=settings.letter_one_stop_unit_name or defaults.one_stop_unit_name,
-            signer_position=settings.letter_signer_position or defaults.signer_position,
+            one_stop_unit_name=settings.letter_one_stop_unit_name,
+            signer_position=settings.letter_signer_position,
+            agencies={code: LetterHeader(**head.model_dump()) for code, head in settings.letter_heads.items()},
         )
 
     def fields(self, row: Apology, dossier: ApologyDossier | None) -> LetterFields:
@@ -128,7 +133,7 @@ class Letters:
             return path
         # Earlier versions (the draft before it was issued) stay: a concurrent download may be reading
         # one, and they are a few tens of kilobytes. The folder is a cache and may be emptied any time.
-        _write_atomically(path, stable_docx(render_letter(fields, template)))
+        _write_atomically(path, render_letter(fields, template))  # already byte-stable (fixed zip times)
         return path
 
     async def pdf(self, docx_path: Path) -> Path:
