@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import jsonschema
 import pytest
 import schemathesis

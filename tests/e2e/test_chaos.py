@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 

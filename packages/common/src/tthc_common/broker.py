@@ -108,11 +108,7 @@ def make_kafka_router(settings: ServiceSettings, *, registry: CollectorRegistry,
     """
     retry = RetryLater(first_delay_s=settings.retry_delay_s, max_delay_s=settings.retry_max_delay_s,
                        registry=registry)
-    from .dead_letter import DeadLetterMiddleware  # LEGACY, see dead_letter.py
 
-    dead_letter = DeadLetterMiddleware(
-        dead_letter_topic=settings.topics.dead_letter, default_consumer=settings.consumer_group,
-        retry_delay_s=0, publish_timeout_s=settings.kafka_publish_timeout_s, registry=None)
     router = KafkaRouter(
         settings.kafka_bootstrap_servers,
         client_id=f"tthc-{settings.service_name}",
@@ -120,7 +116,6 @@ def make_kafka_router(settings: ServiceSettings, *, registry: CollectorRegistry,
         acks="all",
         middlewares=(
             retry,
-            dead_letter,
             KafkaPrometheusMiddleware(registry=registry, app_name=f"tthc-{settings.service_name}",
                                       metrics_prefix="faststream"),
         ),
@@ -129,7 +124,6 @@ def make_kafka_router(settings: ServiceSettings, *, registry: CollectorRegistry,
         include_in_schema=True,
         **router_kwargs,
     )
-    dead_letter.broker = router.broker
     # Subscribers created from now on default to manual commits (KafkaSubscriberConfig reads the
     # broker-wide policy when it is created and turns auto-commit off accordingly).
     router.broker.config.broker_config.ack_policy = CONSUMER_ACK_POLICY
@@ -181,13 +175,3 @@ def batch_options(settings: ServiceSettings, *, group_suffix: str = "", **extra:
         **extra,
     }
 
-
-def consumer_options(settings: ServiceSettings, *, group_suffix: str = "",
-                     auto_offset_reset: str = "earliest", **extra: Any) -> dict[str, Any]:
-    """LEGACY (single-message subscribers, until every service consumes batches)."""
-    return {
-        "group_id": settings.consumer_group + group_suffix,
-        "ack_policy": CONSUMER_ACK_POLICY,
-        "auto_offset_reset": auto_offset_reset,
-        **extra,
-    }

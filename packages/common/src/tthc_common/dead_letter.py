@@ -23,12 +23,9 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from faststream.exceptions import IgnoredException
-from faststream.middlewares import BaseMiddleware
 from pydantic import ValidationError
 from tthc_contracts.events import EventValidationError
 from tthc_contracts.timefmt import utcnow
@@ -36,8 +33,6 @@ from tthc_contracts.timefmt import utcnow
 from .logging import event_log_fields
 
 if TYPE_CHECKING:
-    from aiokafka import ConsumerRecord
-    from faststream._internal.context.repository import ContextRepo
     from prometheus_client import CollectorRegistry
 
 logger = logging.getLogger("tthc.dead_letter")
@@ -155,148 +150,3 @@ class DeadLetters:
                     "offset": record.offset, "consumer": consumer, **_event_fields(record.value)})
                 if self.counter is not None:
                     self.counter.labels(consumer, record.topic, item.error).inc()
-
-
-# -- until every service consumes batches ----------------------------------------------------------------
-# LEGACY: the single-message subscribers of services not yet on `tthc_common.batches` rely on this
-# middleware to set aside what raises a permanent error. It goes when the last of them is converted.
-def _fastapi_validation_error() -> tuple[type[BaseException], ...]:
-    # Inside FastStream's FastAPI integration a mistyped message body raises FastAPI's exception.
-    try:
-        from fastapi.exceptions import ValidationException
-    except ImportError:  # pragma: no cover
-        return ()
-    return (ValidationException,)
-
-
-PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
-    PermanentError,
-    EventValidationError,
-    ValidationError,
-    json.JSONDecodeError,
-    UnicodeDecodeError,
-    *_fastapi_validation_error(),
-)
-
-
-def is_permanent(exc: BaseException) -> bool:
-    return isinstance(exc, PERMANENT_ERRORS)
-
-
-def _records(msg: Any) -> tuple[ConsumerRecord[Any, Any], ...]:
-    return tuple(msg) if isinstance(msg, (tuple, list)) else (msg,)
-
-
-class DeadLetterMiddleware:
-    """Broker middleware factory: `KafkaRouter(..., middlewares=(DeadLetterMiddleware(...), ...))`.
-
-    `default_consumer` names the consumer in the dead-letter headers when the subscriber has no
-    consumer group. `registry` (optional) gets the counter `tthc_dead_lettered_messages_total`.
-    """
-
-    def __init__(
-        self,
-        *,
-        dead_letter_topic: str,
-        default_consumer: str,
-        retry_delay_s: float = 1.0,
-        publish_timeout_s: float = 10.0,
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        self.dead_letter_topic = dead_letter_topic
-        self.default_consumer = default_consumer
-        self.retry_delay_s = retry_delay_s
-        self.publish_timeout_s = publish_timeout_s
-        self.broker: Any = None  # set by make_kafka_router; the message context's broker wins
-        self.dead_lettered = None
-        if registry is not None:
-            from prometheus_client import Counter
-
-            self.dead_lettered = Counter(
-                "tthc_dead_lettered_messages",
-                "Messages set aside on the dead-letter topic, by consumer, source topic and error class",
-                ["consumer", "topic", "error"],
-                registry=registry,
-            )
-
-    def __call__(self, msg: Any, /, *, context: ContextRepo) -> _DeadLetterScope:
-        return _DeadLetterScope(msg, context=context, config=self)
-
-
-class _DeadLetterScope(BaseMiddleware):
-    __slots__ = ("config",)
-
-    def __init__(self, msg: Any, /, *, context: ContextRepo, config: DeadLetterMiddleware) -> None:
-        super().__init__(msg, context=context)
-        self.config = config
-
-    async def after_processed(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_val: BaseException | None = None,
-        exc_tb: Any = None,
-    ) -> bool | None:
-        if exc_val is None or not isinstance(exc_val, Exception) or isinstance(exc_val, IgnoredException):
-            # success, cancellation, or FastStream's own Ack/Nack/Reject/Stop signals: not ours
-            return False
-        if not is_permanent(exc_val):
-            logger.warning(
-                "message processing failed, it will be read again",
-                extra={"error": type(exc_val).__name__, **self._where()},
-            )
-            if self.config.retry_delay_s > 0:
-                await asyncio.sleep(self.config.retry_delay_s)
-            return False
-        if self._from_dead_letter_topic():
-            logger.error("a dead-letter record could not be processed; skipped",
-                         extra={"error": type(exc_val).__name__, **self._where()})
-            return True
-        await self._dead_letter(exc_val)
-        return True  # suppressed: FastStream acks and the consumer moves on
-
-    def _from_dead_letter_topic(self) -> bool:
-        return any(getattr(r, "topic", None) == self.config.dead_letter_topic for r in _records(self.msg))
-
-    def _consumer(self) -> str:
-        subscriber = self.context.get_local("handler_")
-        return getattr(subscriber, "group_id", None) or self.config.default_consumer
-
-    def _where(self) -> dict[str, Any]:
-        first = _records(self.msg)[0]
-        return {"topic": getattr(first, "topic", None), "partition": getattr(first, "partition", None),
-                "offset": getattr(first, "offset", None), "consumer": self._consumer()}
-
-    async def _dead_letter(self, exc: Exception) -> None:
-        broker = self.context.get_local("broker") or self.config.broker
-        if broker is None:  # pragma: no cover - configuration error; nack rather than lose it
-            raise RuntimeError("dead-letter middleware has no broker to publish with") from exc
-        consumer = self._consumer()
-        reason = failure_reason(exc)
-        failed_at = datetime.now(UTC).isoformat(timespec="seconds")
-        async with asyncio.timeout(self.config.publish_timeout_s):
-            for record in _records(self.msg):
-                headers = {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
-                           for k, v in (record.headers or ())}
-                original_content_type = headers.pop("content-type", "")
-                headers.update({
-                    "content-type": "application/octet-stream",
-                    HEADER_CONTENT_TYPE: original_content_type,
-                    HEADER_REASON: reason,
-                    HEADER_ERROR: type(exc).__name__,
-                    HEADER_CONSUMER: consumer,
-                    HEADER_TOPIC: record.topic,
-                    HEADER_PARTITION: str(record.partition),
-                    HEADER_OFFSET: str(record.offset),
-                    HEADER_FAILED_AT: failed_at,
-                })
-                await broker.publish(record.value if record.value is not None else b"",
-                                     self.config.dead_letter_topic, key=record.key or None,
-                                     headers=headers)
-                logger.warning(
-                    "message dead-lettered",
-                    extra={"error": type(exc).__name__, "topic": record.topic,
-                           "partition": record.partition, "offset": record.offset, "consumer": consumer,
-                           **_event_fields(record.value)},
-                )
-                if self.config.dead_lettered is not None:
-                    self.config.dead_lettered.labels(consumer, record.topic, type(exc).__name__).inc()

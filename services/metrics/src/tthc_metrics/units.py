@@ -27,7 +27,7 @@ from tthc_common.batches import Received
 from tthc_common.db import dialect_insert
 from tthc_common.idempotency import mark_processed_many
 from tthc_contracts import parse_dossier_event
-from tthc_contracts.timefmt import to_vn, utcnow
+from tthc_contracts.timefmt import utcnow
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import Dossier, apply_in_order, fold, in_order
 from tthc_core.indices import closed_facts
