@@ -45,12 +45,6 @@ DEMO_MARKER = ".tthc-demo"
 # A past Monday before the Quốc khánh holidays (1-2/9): its dossiers' follow-up events, up to eight weeks on,
 # lie before today, so intake takes them at its default lead (events.md, Bounds).
 DEFAULT_DAY = date(2026, 8, 31)
-COMPARED_FIGURES = (
-    "received", "closed", "early", "on_time", "late", "open_overdue", "open_within", "on_time_rate",
-    "i766_on_time_rate", "single_visit_rate", "supplement_at_most_once_rate", "apology_coverage",
-)  # fmt: skip
-ROW_FIELDS = ("handling_agency", "state", "due_at_receipt", "due_at", "extended_due_at", "at_risk_at", "outcome",
-              "closed_at", "late_by_hours", "supplement_requests", "extensions")
 
 
 # -- output helpers ---------------------------------------------------------------------------------
@@ -298,60 +292,39 @@ def print_apologies(client: httpx.Client, stack: Stack, agencies: list[str], nam
 
 
 # -- checking against tthc replay ------------------------------------------------------------------
-def replay_of(events: list[dict[str, Any]], until: datetime, first: date, last: date):
+def province_book(calendar_file: Path) -> Any:
+    from tthc_adapters.calendar_file import load_calendar
+    from tthc_core.calendar import CalendarBook
+
+    return CalendarBook(load_calendar(calendar_file))
+
+
+def replay_of(events: list[dict[str, Any]], until: datetime, first: date, last: date, book: Any = None):
     from tthc_contracts import parse_dossier_event
     from tthc_core.calendar import CalendarBook
     from tthc_core.indices import Period
     from tthc_core.replay import replay
 
-    return replay([parse_dossier_event(e) for e in events], CalendarBook(), until, Period(first, last))
-
-
-def all_dossiers(client: httpx.Client, stack: Stack) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
-    page = 1
-    while True:
-        body = client.get(stack.url("deadline") + "/v1/dossiers", params={"page": page, "page_size": 500}).json()
-        rows.update({r["dossier_id"]: r for r in body["items"]})
-        if page * body["page_size"] >= body["total"]:
-            return rows
-        page += 1
+    return replay([parse_dossier_event(e) for e in events], book or CalendarBook(), until, Period(first, last))
 
 
 def check_against_replay(client: httpx.Client, stack: Stack, events: list[dict[str, Any]], result: dict[str, Any],
-                         apologies: list[dict[str, Any]], first: date, last: date) -> list[str]:
+                         first: date, last: date, book: Any) -> list[str]:
+    """Every dossier field, every apology letter and every figure of every group, next to `tthc replay` of
+    the same events at the same cut (deploy/local/replay_check.py, as the end-to-end tests compare)."""
+    from replay_check import replay_view, service_view, differences
     from tthc_contracts import parse_ts
 
     heading("ĐỐI CHIẾU VỚI `tthc replay` (cùng dữ liệu, cùng thời điểm cắt)")
-    cut = parse_ts(result["cut"])
     # The services include the event at the cut instant itself; replay takes events strictly before --until.
-    rep = replay_of(events, cut + timedelta(microseconds=1), first, last)
-    problems: list[str] = []
-    expected_total = rep.indices["total"]
-    for figure in COMPARED_FIGURES:
-        if result["total"].get(figure) != expected_total.get(figure):
-            problems.append(f"chỉ số {figure}: dịch vụ {result['total'].get(figure)} ≠ replay {expected_total.get(figure)}")
-    for code, figures in rep.indices["by_agency"].items():
-        got = result["by_agency"].get(code, {})
-        for figure in ("received", "closed", "late", "open_overdue"):
-            if got.get(figure) != figures[figure]:
-                problems.append(f"{code} {figure}: dịch vụ {got.get(figure)} ≠ replay {figures[figure]}")
-    served = all_dossiers(client, stack)
-    expected_rows = {d.dossier_id: d.row() for d in rep.dossiers}
-    mismatched = [i for i, row in expected_rows.items()
-                  if i not in served or any(served[i][f] != row[f] for f in ROW_FIELDS)]
-    for i in mismatched[:5]:
-        diff = {f: (served.get(i, {}).get(f), expected_rows[i][f]) for f in ROW_FIELDS
-                if served.get(i, {}).get(f) != expected_rows[i][f]}
-        problems.append(f"hồ sơ {i}: (dịch vụ, replay) {diff}")
-    expected_drafts = Counter((d.kind, d.status) for d in rep.drafts)
-    got_drafts = Counter((a["kind"], "draft" if a["status"] == "draft" else a["status"]) for a in apologies)
-    print(f"  Chỉ số toàn tỉnh: {len(COMPARED_FIGURES)} chỉ số "
-          f"{'khớp' if not any(p.startswith('chỉ số') for p in problems) else 'LỆCH'}; "
-          f"hạn xử lý và kết quả của {len(expected_rows) - len(mismatched)}/{len(expected_rows)} hồ sơ khớp; "
-          f"thư xin lỗi: dịch vụ {sum(got_drafts.values())}, replay {sum(expected_drafts.values())}.")
-    if expected_drafts != got_drafts:
-        problems.append(f"thư xin lỗi (loại, trạng thái): dịch vụ {dict(got_drafts)} ≠ replay {dict(expected_drafts)}")
+    until = parse_ts(result["cut"]) + timedelta(microseconds=1)
+    got, want = service_view(client, stack, first, last, until), replay_view(events, until, first, last, book)
+    problems = differences(got, want)
+    groups = sum(len(want.indices.get(t, {})) for t in ("by_agency", "by_field", "by_procedure", "by_channel"))
+    print(f"  {len(want.dossiers)} hồ sơ × {len(next(iter(want.dossiers.values()), {}))} trường, "
+          f"{len(want.drafts)} thư xin lỗi, {len(want.indices.get('total', {}))} chỉ số × {groups + 1} nhóm "
+          f"(toàn tỉnh, cơ quan, lĩnh vực, thủ tục, kênh): dịch vụ và replay "
+          f"{'khớp' if not problems else 'LỆCH'}.")
     for p in problems:
         print("  ✗ " + p)
     if not problems:
@@ -362,7 +335,7 @@ def check_against_replay(client: httpx.Client, stack: Stack, events: list[dict[s
 # -- main -------------------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from tthc_contracts import parse_ts
-    from tthc_sim import generate_day
+    from tthc_sim import generate_day, province_calendar
 
     progress = Progress()
     kafka = args.kafka or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9092"
@@ -383,11 +356,15 @@ def run(args: argparse.Namespace) -> int:
           f"(bổ sung {kinds['dossier.supplement_requested']}, tạm dừng NVTC {kinds['dossier.paused']}, "
           f"chuyển {kinds['dossier.transferred']}, gia hạn {kinds['dossier.extended']}, "
           f"rút {kinds['dossier.withdrawn']}, dừng {kinds['dossier.stopped']})")
-    expected = replay_of(events, last_at + timedelta(microseconds=1), first, last)
-    expect_closed = sum(d.is_closed for d in expected.dossiers)
-
+    # The province's calendar file: its online public services (the online_* figures), for every service.
     var = Path(args.var).resolve()
     prepare_var(var)
+    calendar_file = var / "calendar.yaml"
+    calendar_file.write_text(province_calendar(), encoding="utf-8")
+    book = province_book(calendar_file)
+    expected = replay_of(events, last_at + timedelta(microseconds=1), first, last, book)
+    expect_closed = sum(d.is_closed for d in expected.dossiers)
+
     ports = service_ports(args.port_base)
     agencies = sorted(set(names))
     lead = intake_lead_for(last_at)
@@ -395,7 +372,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  (sự kiện đến {last:%d/%m/%Y}, sau hôm nay: intake nhận trước đồng hồ tới "
               f"{int(lead['INTAKE_MAX_EVENT_LEAD_S']) // 3600} giờ — INTAKE_MAX_EVENT_LEAD_S)")
     stack = Stack(kafka_bootstrap=kafka, topic_prefix=f"demo-{secrets.token_hex(4)}.", var_dir=var, ports=ports,
-                  officer_agencies=agencies, extra_env={"DEADLINE_PUBLISH_TICKS": "false", **lead})
+                  officer_agencies=agencies, extra_env={
+                      "DEADLINE_PUBLISH_TICKS": "false", **lead, "DEADLINE_CALENDAR_FILE": str(calendar_file),
+                      "APOLOGY_CALENDAR_FILE": str(calendar_file), "METRICS_CALENDAR_FILE": str(calendar_file)})
     heading("KHỞI ĐỘNG CÁC DỊCH VỤ")
     t0 = time.monotonic()
     try:
@@ -415,9 +394,9 @@ def run(args: argparse.Namespace) -> int:
                                  last_at.isoformat(), args.timeout, progress)
             result = indices(client, stack, first, last)
             print_indices(result, names, first, last)
-            apologies = print_apologies(client, stack, sorted(result["by_agency"]) + sorted(
+            print_apologies(client, stack, sorted(result["by_agency"]) + sorted(
                 set(agencies) - set(result["by_agency"])), names)
-            problems = check_against_replay(client, stack, events, result, apologies, first, last)
+            problems = check_against_replay(client, stack, events, result, first, last, book)
             ok = not problems
     except (TimeoutError, RuntimeError, httpx.HTTPError) as exc:
         print(f"\n  LỖI: {exc}", file=sys.stderr)
