@@ -19,17 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_ports(n: int) -> list[int]:
-    """`n` distinct TCP ports free on 127.0.0.1 right now (held together while chosen)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """`n` distinct TCP ports free on 127.0.0.1 right now (deploy/local/stack.py's, which the stack uses)."""
+    from tests.support.stack import stack_module
+
+    return stack_module.free_ports(n)
 
 
 def libpq_url(url: str) -> str:

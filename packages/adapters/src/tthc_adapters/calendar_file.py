@@ -6,6 +6,8 @@ from pathlib import Path
 
 from tthc_core.calendar_config import CalendarConfig, CalendarFileError, parse_calendar
 
+from .config_files import load_config
+
 __all__ = ["CalendarFileError", "load_calendar"]
 
 
@@ -14,11 +16,4 @@ def load_calendar(path: str | Path | None) -> CalendarConfig:
     with the line and the reason."""
     if path is None:
         return CalendarConfig()
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CalendarFileError(None, f"cannot read: {exc.strerror}", str(p)) from None
-    except UnicodeDecodeError:
-        raise CalendarFileError(None, "not UTF-8 text", str(p)) from None
-    return parse_calendar(text, str(p))
+    return load_config(path, parse_calendar, CalendarFileError)

@@ -6,16 +6,11 @@ from pathlib import Path
 
 from tthc_contracts.dvcqg import Catalogue, CatalogueError, parse_catalogue
 
+from .config_files import load_config
+
 __all__ = ["CatalogueError", "load_catalogue"]
 
 
 def load_catalogue(path: str | Path) -> Catalogue:
     """The catalogue of `path`; raises CatalogueError with the line and the reason."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogueError(None, f"cannot read: {exc.strerror}", str(p)) from None
-    except UnicodeDecodeError:
-        raise CatalogueError(None, "not UTF-8 text", str(p)) from None
-    return parse_catalogue(text, str(p))
+    return load_config(path, parse_catalogue, CatalogueError)
