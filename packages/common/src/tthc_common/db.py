@@ -143,7 +143,7 @@ def insert_ignoring_conflict(session: Session, table: Any, values: dict[str, obj
 def add_to_counters(session: Session, table: Any, deltas: Mapping[tuple[Any, ...], Mapping[str, int]], *,
                     keys: Sequence[str]) -> None:
     """`column += delta` on the counter rows named by their `keys` values (a missing row starts at 0), in
-    the caller's transaction, with one multi-row upsert: `{(shard, "open"): {"dossiers": -1}, ...}`.
+    the caller's transaction, with one upsert statement: `{(shard, "open"): {"dossiers": -1}, ...}`.
 
     Rows are written in sorted key order, so that concurrent transactions lock the counter rows in the
     same order and never deadlock on them. Rows whose deltas are all 0 are not written.
@@ -155,9 +155,10 @@ def add_to_counters(session: Session, table: Any, deltas: Mapping[tuple[Any, ...
     rows = [{**dict(zip(keys, key)), **{c: changed[key].get(c, 0) for c in value_columns}}
             for key in sorted(changed)]
     columns = table.__table__.c if hasattr(table, "__table__") else table.c
-    stmt = dialect_insert(session, table).values(rows)
+    stmt = dialect_insert(session, table)
+    # executemany of one statement (compiled once, whatever the number of rows), in the sorted order
     session.execute(stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={c: columns[c] + stmt.excluded[c] for c in value_columns}))
+        index_elements=list(keys), set_={c: columns[c] + stmt.excluded[c] for c in value_columns}), rows)
 
 
 # -- many rows while they are computed ---------------------------------------------------------------

@@ -152,9 +152,8 @@ def lock_dossiers(session: Session, dossier_ids: Iterable[str]) -> dict[str, Apo
     table = ApologyDossier.__table__  # type: ignore[attr-defined]
     found: dict[str, ApologyDossier] = {}
     for chunk in _chunks(ids):
-        session.execute(dialect_insert(session, table)
-                        .values([{"dossier_id": d, "extensions": "[]"} for d in chunk])
-                        .on_conflict_do_nothing())
+        session.execute(dialect_insert(session, table).on_conflict_do_nothing(),
+                        [{"dossier_id": d, "extensions": "[]"} for d in chunk])
         query = (select(ApologyDossier).where(ApologyDossier.dossier_id.in_(chunk))  # type: ignore[attr-defined]
                  .order_by(ApologyDossier.dossier_id).with_for_update())
         found.update((row.dossier_id, row) for row in session.scalars(query))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from .models import AcceptedEvent
@@ -14,6 +14,7 @@ def already_accepted(session: Session, source: str, event_ids: Iterable[str]) ->
     ids = sorted(set(event_ids))
     if not ids:
         return set()
+    # An expanding IN: one compiled statement whatever the number of ids.
     query = select(AcceptedEvent.event_id).where(AcceptedEvent.source == source,  # type: ignore[arg-type]
-                                                 AcceptedEvent.event_id.in_(ids))  # type: ignore[attr-defined]
-    return set(session.scalars(query))
+                                                 AcceptedEvent.event_id.in_(bindparam("ids", expanding=True)))  # type: ignore[attr-defined]
+    return set(session.scalars(query, {"ids": ids}))

@@ -25,5 +25,6 @@ def record_accepted(session: Session, events: Sequence[Any]) -> Recorded:
     now = utcnow()
     rows = [{"source": e.source, "event_id": e.event_id, "type": e.type, "dossier_id": e.dossier_id,
              "accepted_at": now} for e in events]
-    session.execute(dialect_insert(session, AcceptedEvent).values(rows).on_conflict_do_nothing())
+    # executemany of one statement compiled once (a multi-row VALUES is compiled anew for every size)
+    session.execute(dialect_insert(session, AcceptedEvent).on_conflict_do_nothing(), rows)
     return Recorded(len(rows))
