@@ -15,7 +15,7 @@ include deploy/local/tools.mk
 include deploy/local/browser.mk
 include deploy/local/office.mk
 
-.PHONY: help install test demo bench up down status wipe schemas replay-examples
+.PHONY: help install test demo bench bench-scale up down status wipe schemas replay-examples
 
 help:
 	@echo "make demo    install, start Kafka and the four services, post a day of dossiers, print the figures, stop"
@@ -23,6 +23,7 @@ help:
 	@echo "make up      keep Kafka and the four services running, data kept under var/ (DB=postgres for"
 	@echo "             PostgreSQL); make down stops them, make status shows them, make wipe deletes var/"
 	@echo "make bench   events per second through the real pipeline vs a bare Kafka consumer"
+	@echo "make bench-scale  a province's year (BENCH_DOSSIERS, 100000) through the services, SQLite and PostgreSQL"
 	@echo "make dashboards  rebuild the Grafana dashboards and recording rules; make rules-test runs promtool"
 
 $(UV):
@@ -60,6 +61,14 @@ UP_KAFKA := KAFKA_PORT=$(KAFKA_PORT) KAFKA_DATA_DIR=$(VAR)/kafka KAFKA_KEEP_DATA
 UP_PG := PG_PORT=$(PG_PORT) PG_DATA_DIR=$(VAR)/postgres PG_KEEP_DATA=1 \
 	PG_INIT_SQL=$(CURDIR)/deploy/postgres/init.sql deploy/local/postgres.sh
 UP_ENV := KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(if $(filter postgres,$(DB)),$(INFRA_ENV))
+
+# A province's year through the running services: BACKFILL / REFRESH / REPORT / RSS lines, on SQLite and on
+# PostgreSQL (BENCH_DOSSIERS, default 100000; BENCH_SCALE_ARGS for more, e.g. --check).
+bench-scale: install
+	@kport=$(FREE_PORT) && pport=$(FREE_PORT) && KAFKA_PORT=$$kport deploy/local/kafka.sh start >/dev/null && \
+	trap "KAFKA_PORT=$$kport deploy/local/kafka.sh stop >/dev/null 2>&1; PG_PORT=$$pport deploy/local/postgres.sh stop >/dev/null 2>&1" EXIT && \
+	pg=$$(PG_PORT=$$pport deploy/local/postgres.sh start) && \
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$$kport TTHC_TEST_DATABASE_URL=$$pg $(PY) deploy/local/bench_scale.py $(BENCH_SCALE_ARGS)
 
 up: install
 	@$(UP_KAFKA) status >/dev/null 2>&1 || $(UP_KAFKA) start >/dev/null

@@ -256,8 +256,8 @@ class Dossier:
             procedure_name=d["procedure"][1],
             field_code=d["procedure"][2],
             field_name=d["procedure"][3],
-            receiving_agency=Agency(**d["receiving_agency"]),
-            handling_agency=Agency(**d["handling_agency"]),
+            receiving_agency=Agency.model_construct(**d["receiving_agency"]),  # validated when received
+            handling_agency=Agency.model_construct(**d["handling_agency"]),
             calendar_agency=d["calendar_agency"],
             channel=d["channel"],
             duration_value=d["duration"][0],
