@@ -39,12 +39,10 @@ import json
 import math
 import os
 import secrets
-import shutil
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -294,15 +292,20 @@ def run_once(args: argparse.Namespace, db: str, kafka: str, log: Path, first: da
                 rss = peak_rss_mib(stack.pid(name))
                 print(f"RSS: {db} {name} {rss:.0f}" if rss is not None else f"RSS: {db} {name} ?", flush=True)
             if args.check:
-                from replay_check import replay_view, service_view, differences
+                from replay_check import differences, replay_view, service_view, tick
                 from tthc_adapters.calendar_file import load_calendar
                 from tthc_core.calendar import CalendarBook
 
                 events = [json.loads(line) for line in open(log, encoding="utf-8")]
                 until = datetime.fromisoformat(max(e["occurred_at"] for e in events)) + timedelta(microseconds=1)
-                problems = differences(service_view(client, stack, first, until.date(), until),
-                                       replay_view(events, until, first, until.date(),
-                                                   CalendarBook(load_calendar(calendar))))
+                want = replay_view(events, until, first, until.date(), CalendarBook(load_calendar(calendar)))
+                tick(stack, until)  # the services' time at the end of the log, as replay's --until
+                settle_by = time.monotonic() + 300
+                while True:
+                    problems = differences(service_view(client, stack, first, until.date(), until), want)
+                    if not problems or time.monotonic() > settle_by:
+                        break
+                    time.sleep(2)
                 print(f"CHECK: {db} {'same as tthc replay' if not problems else f'{len(problems)} differences'}")
                 for p in problems[:20]:
                     print("  " + p)

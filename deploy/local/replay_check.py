@@ -43,6 +43,29 @@ def pages(client: httpx.Client, url: str, params: dict[str, Any], headers: dict[
         page += 1
 
 
+def tick(stack: Any, at: datetime) -> None:
+    """Tell the deadline service that time has reached `at`, as its own wall-clock tick would (and as
+    `tthc replay --until` does at the end): every partition's dossiers then live at `at` (a stack that does
+    not publish ticks otherwise keeps each partition at its latest event)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from tthc_contracts.derived import Tick
+    from tthc_contracts.topics import Topics
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, enable_idempotence=True, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(Topics(stack.topic_prefix).deadline_ticks,
+                                         Tick(at=at, instance="replay-check").model_dump_json().encode(),
+                                         key=b"replay-check")
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
 def service_view(client: httpx.Client, stack: Any, first: date, last: date, until: datetime) -> View:
     dossiers = {r["dossier_id"]: r for r in pages(client, stack.url("deadline") + "/v1/dossiers", {})}
     drafts: dict[str, dict[str, Any]] = {}
@@ -125,4 +148,5 @@ def compare(client: httpx.Client, stack: Any, events: list[dict[str, Any]], firs
 
     if until is None:
         until = max(parse_ts(e["occurred_at"]) for e in events) + timedelta(microseconds=1)
+    tick(stack, until)
     return differences(service_view(client, stack, first, last, until), replay_view(events, until, first, last, book))

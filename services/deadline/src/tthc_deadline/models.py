@@ -69,6 +69,7 @@ class DossierRow(SQLModel, table=True):
         Index("ix_deadline_dossiers_agency_state", "handling_agency", "state"),
         Index("ix_deadline_dossiers_state", "state"),
         Index("ix_deadline_dossiers_next_moment_at", "next_moment_at"),
+        Index("ix_deadline_dossiers_partition_next_moment_at", "event_partition", "next_moment_at"),
     )
 
     dossier_id: str = Field(primary_key=True, max_length=64)
@@ -81,8 +82,11 @@ class DossierRow(SQLModel, table=True):
     received_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
     due_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
     state_json: str = Field(sa_column=Column(Text, nullable=False))  # Dossier.to_json(), emitted keys included
-    # The calendar the state was computed under (calendar_version.py); another one means "re-fold me".
+    # The calendar the state was computed under (active_calendar.py); another one means "re-fold me".
     calendar_version: str = Field(max_length=64)
+    # The Kafka partition of the dossier's events (they are keyed by dossier_id): the dossier lives on that
+    # partition's time (see `queries.EventTimes`). NULL for a row written before partitions were kept.
+    event_partition: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UtcDateTime(), nullable=False))
 
 

@@ -24,16 +24,59 @@ def read_watermark(session: Session) -> datetime | None:
     return session.scalar(select(func.max(WatermarkRow.at)))
 
 
+@dataclass(frozen=True)
+class EventTimes:
+    """Where time stands for the dossiers of each Kafka partition of the dossier events.
+
+    Each partition's events are read in the order they were posted, so a partition's time (its latest event,
+    or the latest tick when that is later) is never ahead of an event still to come on it. Another partition
+    may be read further ahead: its time does not make this partition's dossiers at risk or overdue before
+    their own later events are read (it would draft an apology that event then cancels). The wall-clock tick
+    moves every partition. The service's time (`read_watermark`) is the latest of all.
+    """
+
+    tick: datetime | None
+    partitions: dict[int, datetime]
+
+    @property
+    def latest(self) -> datetime | None:
+        return max((t for t in (self.tick, *self.partitions.values()) if t is not None), default=None)
+
+    def of(self, partition: int | None) -> datetime | None:
+        """The time of a partition's dossiers (None: a row from before partitions were kept: the latest)."""
+        if partition is None:
+            return self.latest
+        own = self.partitions.get(partition)
+        if own is None or (self.tick is not None and self.tick > own):
+            return self.tick if self.tick is not None else own
+        return own
+
+
+def read_event_times(session: Session) -> EventTimes:
+    tick, partitions = None, {}
+    for name, at in session.execute(select(WatermarkRow.name, WatermarkRow.at)):
+        if name == TICK_ROW:
+            tick = at
+        elif name.startswith("p") and name[1:].isdigit():
+            partitions[int(name[1:])] = at
+    return EventTimes(tick, partitions)
+
+
 def read_tick(session: Session) -> datetime | None:
     """The latest wall-clock tick seen (None before the first, and always in a replay-like deployment)."""
     return session.scalar(select(WatermarkRow.at).where(WatermarkRow.name == TICK_ROW))
 
 
-def any_moment_due(session: Session, watermark: datetime) -> bool:
-    """One index probe: is there a dossier whose next moment the watermark has reached?"""
-    return session.scalar(
-        select(DossierRow.dossier_id).where(DossierRow.next_moment_at <= watermark).limit(1)  # type: ignore[operator]
-    ) is not None
+def any_moment_due(session: Session, times: EventTimes, partitions: set[int]) -> bool:
+    """Index probes: is there a dossier of these partitions whose next moment its partition's time reached?"""
+    for partition in sorted(partitions):
+        now = times.of(partition)
+        if now is not None and session.scalar(
+            select(DossierRow.dossier_id).where(DossierRow.event_partition == partition,
+                                                DossierRow.next_moment_at <= now).limit(1)  # type: ignore[operator]
+        ) is not None:
+            return True
+    return False
 
 
 @dataclass

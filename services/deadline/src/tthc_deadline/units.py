@@ -7,7 +7,8 @@ mark events processed or write the outbox.
   row is locked and read once, its new events applied to its stored state when they come after everything
   it has (`tthc_core.deadlines.apply_in_order`), or its log re-folded when one arrives out of order;
 - `apply_ticks`: a batch of the service's own wall-clock ticks;
-- `advance_due_batch`: time passing: the dossiers whose next moment the watermark reached;
+- `advance_due_batch`: time passing: the dossiers whose next moment their partition's time reached
+  (`queries.EventTimes`);
 - `rebase_calendar_batch`: open dossiers computed under another calendar, re-folded;
 - `queue_unpublished_conflicts`: at start-up, conflict records an older version left unpublished.
 
@@ -58,7 +59,7 @@ from .models import (
     WatermarkRow,
     partition_row,
 )
-from .queries import any_moment_due, decode_state, read_tick, read_watermark
+from .queries import EventTimes, any_moment_due, decode_state, read_event_times, read_tick, read_watermark
 
 # processed_events.consumer for dossier events (one database may serve several consumers).
 EVENTS_CONSUMER = "deadline"
@@ -140,10 +141,12 @@ def encode_state(state: Dossier) -> str:
     return pydantic_core.to_json(state.to_json()).decode("utf-8")
 
 
-def _state_columns(state: Dossier, now: datetime | None, calendar_version: str) -> dict[str, Any]:
-    """The dossier row's columns: the state and what is derived from it (at the watermark `now`)."""
+def _state_columns(state: Dossier, now: datetime | None, calendar_version: str,
+                   partition: int | None) -> dict[str, Any]:
+    """The dossier row's columns: the state and what is derived from it (at its partition's time `now`)."""
     return {
         "dossier_id": state.dossier_id,
+        "event_partition": partition,
         "handling_agency": state.handling_agency.code,
         "state": state.state_at(now),
         "next_moment_at": state.next_moment_at(),
@@ -176,7 +179,8 @@ _UPDATE_DOSSIER = (
     update(_DOSSIERS)
     .where(_DOSSIERS.c.dossier_id == bindparam("b_dossier_id"))
     .values({c: bindparam(f"b_{c}") for c in ("handling_agency", "state", "next_moment_at", "received_at",
-                                                "due_at", "state_json", "calendar_version", "updated_at")})
+                                                "due_at", "state_json", "calendar_version", "updated_at",
+                                                "event_partition")})
 )
 
 
@@ -316,7 +320,6 @@ def apply_dossier_events(
         return outcome
 
     # Time: each partition's row moves to its latest event (capped past the latest tick).
-    before = read_watermark(session)
     limit = event_time_limit(session, max_lead)
     latest: dict[int, datetime] = {}
     for item in fresh:
@@ -328,8 +331,8 @@ def apply_dossier_events(
             latest[item.partition] = at
     for partition, at in sorted(latest.items()):
         _advance_row(session, partition_row(partition), at)
-    watermark = read_watermark(session)
-    outcome.watermark = watermark
+    times = read_event_times(session)
+    outcome.watermark = times.latest
 
     recorded = utcnow()
     session.execute(insert(_EVENT_LOG), [{
@@ -378,28 +381,27 @@ def apply_dossier_events(
     for dossier_id in ids:
         row = stored.get(dossier_id)
         state = states.get(dossier_id)
+        partition = by_dossier[dossier_id][-1].partition
+        now = times.of(partition)  # the dossier's time: its partition's (see queries.EventTimes)
         if dossier_id in to_refold:
-            state, derived = _refold(calendar, logs[dossier_id], state, row.calendar_version if row else None,
-                                     watermark)
+            state, derived = _refold(calendar, logs[dossier_id], state, row.calendar_version if row else None, now)
             outcome.refolded += 1
         elif state is not None:
             derived = apply_in_order(state, [i.event for i in by_dossier[dossier_id]], calendar.book,
-                                     advance_to=watermark)
+                                     advance_to=now)
         else:
             continue  # held
         if state is None:
             continue
-        columns = _state_columns(state, watermark, calendar.version)
-        counts.moved(partition_row(by_dossier[dossier_id][0].partition), row.state if row else None,
-                     columns["state"])
+        columns = _state_columns(state, now, calendar.version, partition)
+        counts.moved(partition_row(partition), row.state if row else None, columns["state"])
         (updated if row is not None else inserted).append(columns)
         queued.extend(outbox_values(deadline_topic, event) for event in derived)
         outcome.derived.extend(derived)
 
     _write_dossiers(session, inserted, updated)
     add_many_to_outbox(session, queued)
-    if before is None or (watermark is not None and watermark > before):
-        outcome.moments_due = any_moment_due(session, watermark)  # type: ignore[arg-type]
+    outcome.moments_due = any_moment_due(session, times, set(latest))
     counts.write(session)
     return outcome
 
@@ -433,16 +435,17 @@ def _update_advanced_sql(rows: int) -> str:
 Chunk = tuple[list[tuple[Any, ...]], list[dict[str, Any]]]
 
 
-def _advanced_chunks(due: list[Any], calendar: ActiveCalendar, watermark: datetime, deadline_topic: str,
+def _advanced_chunks(due: list[Any], calendar: ActiveCalendar, deadline_topic: str,
                      outcome: SweepOutcome, counts: _StateCounts) -> Iterator[Chunk]:
-    """Advance the due dossiers (domain `advance`) a chunk at a time: (dossier rows, outbox rows)."""
+    """Advance the due dossiers (domain `advance`, each to its partition's time) a chunk at a time: (dossier
+    rows, outbox rows)."""
     now = utcnow()
     rows: list[tuple[Any, ...]] = []
     queued: list[dict[str, Any]] = []
-    for dossier_id, state_json, before in due:
+    for dossier_id, state_json, before, to in due:
         state = decode_state(state_json)
-        derived = advance(state, calendar.book, watermark)
-        after = state.state_at(watermark)
+        derived = advance(state, calendar.book, to)
+        after = state.state_at(to)
         counts.moved(SWEEP_SHARD, before, after)
         rows.append((dossier_id, after, state.next_moment_at(), encode_state(state), now))
         queued.extend(outbox_values(deadline_topic, event) for event in derived)
@@ -469,21 +472,23 @@ def _write_advanced(session: Session, chunks: Iterator[Chunk]) -> None:
                 add_many_to_outbox(session, queued)
 
 
-def _refold_stored(session: Session, calendar: ActiveCalendar, dossier_ids: list[str], watermark: datetime,
+def _refold_stored(session: Session, calendar: ActiveCalendar, dossier_ids: list[str], times: EventTimes,
                    deadline_topic: str, outcome: SweepOutcome, counts: _StateCounts) -> None:
     """Re-fold these (locked) dossiers from their logs under the active calendar, and store them."""
     rows = {row.dossier_id: row for row in session.execute(
-        select(_DOSSIERS.c.dossier_id, _DOSSIERS.c.state, _DOSSIERS.c.state_json, _DOSSIERS.c.calendar_version)
+        select(_DOSSIERS.c.dossier_id, _DOSSIERS.c.state, _DOSSIERS.c.state_json, _DOSSIERS.c.calendar_version,
+               _DOSSIERS.c.event_partition)
         .where(_DOSSIERS.c.dossier_id.in_(dossier_ids)))}
     logs = _event_logs(session, dossier_ids, {})
     updated, queued = [], []
     for dossier_id in dossier_ids:
         row = rows[dossier_id]
+        now = times.of(row.event_partition)
         state, derived = _refold(calendar, logs[dossier_id], decode_state(row.state_json), row.calendar_version,
-                                 watermark)
+                                 now)
         if state is None:
             continue
-        columns = _state_columns(state, watermark, calendar.version)
+        columns = _state_columns(state, now, calendar.version, row.event_partition)
         counts.moved(SWEEP_SHARD, row.state, columns["state"])
         updated.append(columns)
         queued.extend(outbox_values(deadline_topic, event) for event in derived)
@@ -494,32 +499,37 @@ def _refold_stored(session: Session, calendar: ActiveCalendar, dossier_ids: list
 
 def advance_due_batch(session: Session, *, calendar: ActiveCalendar, deadline_topic: str,
                       limit: int) -> SweepOutcome:
-    """Advance up to `limit` dossiers whose next moment is at or before the watermark.
+    """Advance up to `limit` dossiers whose next moment their partition's time has reached.
 
-    An index range scan on `next_moment_at`, oldest first; each advanced dossier's next moment moves
-    past the watermark (or to NULL), so repeated batches drain the range. The rows are read as columns
-    and written back a chunk at a time, with no ORM object per dossier, while the next chunk is
+    Index range scans on (`event_partition`, `next_moment_at`), oldest first; each advanced dossier's next
+    moment moves past its time (or to NULL), so repeated batches drain the ranges. The rows are read as
+    columns and written back a chunk at a time, with no ORM object per dossier, while the next chunk is
     computed, so a tick costs about what the domain's `advance` of its due dossiers costs.
     """
     outcome = SweepOutcome()
-    watermark = read_watermark(session)
-    if watermark is None:
+    times = read_event_times(session)
+    if times.latest is None:
         return outcome
-    query = (
-        select(_DOSSIERS.c.dossier_id, _DOSSIERS.c.state_json, _DOSSIERS.c.state, _DOSSIERS.c.calendar_version)
-        .where(_DOSSIERS.c.next_moment_at <= watermark)
-        .order_by(_DOSSIERS.c.next_moment_at, _DOSSIERS.c.dossier_id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    due = session.execute(query).all()
+    columns = (_DOSSIERS.c.dossier_id, _DOSSIERS.c.state_json, _DOSSIERS.c.state, _DOSSIERS.c.calendar_version)
+    due: list[tuple[Any, ...]] = []
+    # every partition's dossiers at its own time, and the rows kept before partitions were (at the latest)
+    for partition in [*sorted(times.partitions), None]:
+        now = times.of(partition)
+        if now is None or len(due) >= limit:
+            continue
+        same = (_DOSSIERS.c.event_partition.is_(None) if partition is None
+                else _DOSSIERS.c.event_partition == partition)
+        query = (select(*columns).where(same, _DOSSIERS.c.next_moment_at <= now)
+                 .order_by(_DOSSIERS.c.next_moment_at, _DOSSIERS.c.dossier_id)
+                 .limit(limit - len(due)).with_for_update(skip_locked=True))
+        due.extend((*row, now) for row in session.execute(query))
     counts = _StateCounts()
-    current = [(dossier_id, text, state) for dossier_id, text, state, version in due
+    current = [(dossier_id, text, state, now) for dossier_id, text, state, version, now in due
                if version == calendar.version]
-    _write_advanced(session, _advanced_chunks(current, calendar, watermark, deadline_topic, outcome, counts))
-    stale = [dossier_id for dossier_id, _, _, version in due if version != calendar.version]
+    _write_advanced(session, _advanced_chunks(current, calendar, deadline_topic, outcome, counts))
+    stale = [dossier_id for dossier_id, _, _, version, _ in due if version != calendar.version]
     if stale:  # computed under another calendar: re-fold them from their logs
-        _refold_stored(session, calendar, stale, watermark, deadline_topic, outcome, counts)
+        _refold_stored(session, calendar, stale, times, deadline_topic, outcome, counts)
         outcome.dossier_ids.extend(stale)
     counts.write(session)
     return outcome
@@ -529,8 +539,8 @@ def rebase_calendar_batch(session: Session, *, calendar: ActiveCalendar, deadlin
                           after: str = "") -> SweepOutcome:
     """Re-fold up to `limit` open dossiers computed under another calendar (dossier_id > `after`)."""
     outcome = SweepOutcome()
-    watermark = read_watermark(session)
-    if watermark is None:
+    times = read_event_times(session)
+    if times.latest is None:
         return outcome
     ids = list(session.scalars(
         select(_DOSSIERS.c.dossier_id)
@@ -541,7 +551,7 @@ def rebase_calendar_batch(session: Session, *, calendar: ActiveCalendar, deadlin
         .with_for_update(skip_locked=True)
     ))
     counts = _StateCounts()
-    _refold_stored(session, calendar, ids, watermark, deadline_topic, outcome, counts)
+    _refold_stored(session, calendar, ids, times, deadline_topic, outcome, counts)
     outcome.dossier_ids.extend(ids)
     counts.write(session)
     return outcome
