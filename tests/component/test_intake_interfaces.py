@@ -1,6 +1,7 @@
 """What a vendor integrating its one-stop software reads of intake: the OpenAPI document (validated, with the
-event union as the request body and one example per event type), the JSON Schemas it serves, its AsyncAPI
-document; and a schemathesis run against that OpenAPI document: no input gets a 5xx.
+event union as the request body and one example per event type, and the national portal's bodies of
+`POST /v1/dvcqg` with their examples), the JSON Schemas it serves, its AsyncAPI document; and a schemathesis run
+against that OpenAPI document: no input gets a 5xx.
 """
 
 from __future__ import annotations
@@ -21,17 +22,21 @@ from hypothesis.errors import Unsatisfiable
 from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from tthc_adapters.catalogue_file import load_catalogue
+from tthc_contracts.dvcqg import translate
 from tthc_contracts.events import DOSSIER_EVENT_TYPES, parse_dossier_event
 from tthc_contracts.schema import SCHEMA_DIR
 from tthc_intake.app import create_app
 
 from tests.component.test_intake import AUTH, InMemoryPublisher, Intake, make_settings, running_intake
+from tests.component.test_intake_dvcqg import CATALOGUE, PAYLOADS
 from tests.support.examples import examples
 
 
 @pytest.fixture(scope="module")
 async def intake(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Intake]:
-    async for running in running_intake(make_settings(tmp_path_factory.mktemp("intake"), log_level="WARNING")):
+    settings = make_settings(tmp_path_factory.mktemp("intake"), log_level="WARNING", dvcqg_catalogue=str(CATALOGUE))
+    async for running in running_intake(settings):
         yield running
 
 
@@ -54,7 +59,7 @@ def component_validator(document: dict[str, Any], name: str) -> jsonschema.Draft
 
 def test_the_openapi_document_is_valid(openapi: dict[str, Any]) -> None:
     validate_openapi(openapi)
-    assert {"/v1/events", "/v1/schemas", "/v1/schemas/{event_type}", "/readyz"} <= set(openapi["paths"])
+    assert {"/v1/events", "/v1/dvcqg", "/v1/schemas", "/v1/schemas/{event_type}", "/readyz"} <= set(openapi["paths"])
 
 
 def test_the_request_body_is_one_event_or_an_array_of_up_to_1000(openapi: dict[str, Any]) -> None:
@@ -106,6 +111,63 @@ def test_bearer_security_and_every_error_status_are_declared(openapi: dict[str, 
     assert "Retry-After" in post["responses"]["503"]["headers"]
     assert post["responses"]["202"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Accepted"}
+
+
+def test_the_dvcqg_body_is_either_service_with_examples_of_the_worked_example(openapi: dict[str, Any]) -> None:
+    body = openapi["paths"]["/v1/dvcqg"]["post"]["requestBody"]
+    content = body["content"]["application/json"]
+    union = openapi["components"]["schemas"]["DvcqgBody"]
+    snapshot = openapi["components"]["schemas"]["DvcqgSnapshotBody"]
+    item = openapi["components"]["schemas"]["DvcqgHoSo"]
+
+    assert body["required"] is True and content["schema"] == {"$ref": "#/components/schemas/DvcqgBody"}
+    assert union["discriminator"]["propertyName"] == "service"
+    assert set(union["discriminator"]["mapping"]) == {"DongBoHoSoMC", "CapNhatTienDoHoSoMC"}
+    assert (snapshot["properties"]["data"]["minItems"], snapshot["properties"]["data"]["maxItems"]) == (1, 1000)
+    assert {"MaHoSo", "TrangThaiHoSo", "MaTTHC", "TenTTHC", "MaLinhVuc", "TenLinhVuc", "DonViXuLy",
+            "ChuHoSo"} == set(item["required"])
+    assert item["additionalProperties"] is True  # unknown fields are ignored
+    validator = component_validator(openapi, "DvcqgBody")
+    catalogue = load_catalogue(CATALOGUE)
+    services = set()
+    for name, example in content["examples"].items():
+        value = example["value"]
+        assert value in PAYLOADS, name  # a line of docs/dvcqg/payloads.jsonl, as it is
+        validator.validate(value)  # the documented schema takes it...
+        assert translate(value, catalogue, "motcua-lang-son").errors == []  # ...and so does intake
+        services.add(value["service"])
+    assert services == {"DongBoHoSoMC", "CapNhatTienDoHoSoMC"}
+    # Both instant forms are shown: yyyyMMddHHmmss and ISO 8601 without an offset.
+    instants = {item.get("NgayTiepNhan") for example in content["examples"].values()
+                for item in example["value"]["data"]}
+    assert {"20260302090000", "2026-03-09T08:30:00"} <= instants
+
+
+def test_the_dvcqg_answers_keep_the_portal_shape_and_every_status_is_documented(openapi: dict[str, Any]) -> None:
+    post = openapi["paths"]["/v1/dvcqg"]["post"]
+    schemas = openapi["components"]["schemas"]
+
+    assert post["security"] == [{"sourceKey": []}]
+    assert post["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DvcqgAccepted"}
+    assert {"202", "401", "413", "415", "422", "501", "503"} == set(post["responses"])
+    for status in ("401", "413", "415", "422", "501", "503"):
+        assert post["responses"][status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/DvcqgRefusal"}, status
+    assert schemas["DvcqgAccepted"]["properties"]["error_code"]["const"] == "0"
+    assert schemas["DvcqgRefusal"]["properties"]["error_code"]["const"] == "-1"
+    assert set(schemas["DvcqgProblem"]["required"]) == {"index", "field", "reason"}
+    assert "not the `{\"errors\"}` shape" in post["description"]
+    assert "Retry-After" in post["responses"]["503"]["headers"]
+
+
+async def test_the_documented_answers_are_the_answers(intake: Intake, openapi: dict[str, Any]) -> None:
+    took = await intake.client.post("/v1/dvcqg", json=PAYLOADS[0], headers=AUTH)
+    refused = await intake.client.post("/v1/dvcqg", json={"service": "DongBoHoSoMC", "data": [{}]}, headers=AUTH)
+
+    assert took.status_code == 202 and refused.status_code == 422
+    component_validator(openapi, "DvcqgAccepted").validate(took.json())
+    component_validator(openapi, "DvcqgRefusal").validate(refused.json())
 
 
 async def test_swagger_ui_reads_the_document(intake: Intake) -> None:
@@ -185,15 +247,17 @@ def in_memory_kafka(app: Any) -> Any:
 
 
 ANSWERS: collections.Counter[int] = collections.Counter()
+DVCQG_ANSWERS: collections.Counter[int] = collections.Counter()  # how deep the fuzzing got into POST /v1/dvcqg
 
 
 @pytest.fixture(scope="module")
 def fuzzed_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    app = create_app(make_settings(tmp_path_factory.mktemp("fuzz"), log_level="ERROR"), publisher=InMemoryPublisher())
+    settings = make_settings(tmp_path_factory.mktemp("fuzz"), log_level="ERROR", dvcqg_catalogue=str(CATALOGUE))
+    app = create_app(settings, publisher=InMemoryPublisher())
     yield schemathesis.openapi.from_asgi("/openapi.json", in_memory_kafka(app))  # starts the app
     asgi.shutdown_lifespans()
     print(f"\nschemathesis against intake: {sum(ANSWERS.values())} requests, answers by status "
-          f"{dict(sorted(ANSWERS.items()))}")
+          f"{dict(sorted(ANSWERS.items()))}; POST /v1/dvcqg {dict(sorted(DVCQG_ANSWERS.items()))}")
 
 
 # At most 75 generated cases per operation and mode, each sent with and without the key: about 3,000 requests
@@ -213,6 +277,8 @@ def test_no_input_gets_a_server_error(fuzzed_schema: Any, mode: GenerationMode) 
             response = case.call(headers=headers)
             calls[case.operation.label] += 1
             ANSWERS[response.status_code] += 1
+            if case.operation.label == "POST /v1/dvcqg":
+                DVCQG_ANSWERS[response.status_code] += 1
             assert response.status_code < 500, (case.as_curl_command(headers=headers), response.text[:500])
 
     for result in fuzzed_schema.get_all_operations():
@@ -228,3 +294,4 @@ def test_no_input_gets_a_server_error(fuzzed_schema: Any, mode: GenerationMode) 
                 # parameter that takes any string (GET /v1/schemas/{event_type}): no negative case exists.
                 assert mode is GenerationMode.NEGATIVE, operation.label
     assert calls["POST /v1/events"] >= 100 and calls["GET /v1/schemas"] >= 100, calls
+    assert calls["POST /v1/dvcqg"] >= 100, calls

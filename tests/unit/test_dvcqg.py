@@ -11,7 +11,7 @@ import pytest
 from tthc_adapters.catalogue_file import load_catalogue
 from tthc_adapters.cli import main
 from tthc_contracts import parse_dossier_event
-from tthc_contracts.dvcqg import CatalogueError, ProgressStep, parse_catalogue, translate
+from tthc_contracts.dvcqg import CatalogueError, ProgressStep, parse_catalogue, progress_dossiers, translate
 
 SOURCE = "motcua-lang-son"
 CATALOGUE_TEXT = """\
@@ -355,6 +355,73 @@ def test_bad_bodies_are_refused_whole(body, field):
 def test_a_thousand_items_are_accepted_and_an_item_that_is_not_an_object_is_refused():
     assert len(events_of(snapshot(*[hoso(MaHoSo=f"D-{i}") for i in range(1000)]))) == 1000
     assert errors_of(snapshot(hoso(), "D-2")) == [(1, "(item)")]
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"NgayHenTra": "20400316090000"}, "NgayHenTra"),  # v1: within 10 years of the receipt
+        ({"TrangThaiHoSo": 3, "NgayTuChoi": "20260302100000", "GhiChu": "x" * 1001}, "GhiChu"),
+        ({"TenTTHC": "x" * 1001}, "TenTTHC"),
+        (
+            {
+                "DanhSachHoSoBoSung": [
+                    {"NgayBoSung": "20260305100000"},
+                    {"NgayBoSung": "20260304100000", "NoiDungBoSung": "x" * 1001},
+                ]
+            },
+            "DanhSachHoSoBoSung[1].NoiDungBoSung",  # its position in the list, though it is round 1
+        ),
+    ],
+)
+def test_a_v1_refusal_of_a_derived_event_names_the_dvcqg_field_it_came_from(fields, field):
+    [(index, name)] = errors_of(snapshot(hoso(MaHoSo="D-0"), hoso(**fields)))
+    assert (index, name) == (1, field)
+
+
+def test_each_derived_event_says_which_item_and_which_instant_field_it_came_from():
+    body = snapshot(
+        hoso(MaHoSo="D-0"),
+        hoso(
+            TrangThaiHoSo=10,
+            KenhThucHien=2,
+            NgayNopHoSo="20260301200000",
+            DanhSachHoSoBoSung=[{"NgayBoSung": "20260305100000"}, {"NgayBoSung": "20260304100000"}],
+            NgayKetThucXuLy="20260320100000",
+            NgayTra="20260321100000",
+        ),
+    )
+    result = translate(body, CATALOGUE, SOURCE)
+    assert [(e["type"], o.index, o.field("occurred_at")) for e, o in zip(result.events, result.origins)] == [
+        ("dossier.received", 0, "NgayTiepNhan"),
+        ("dossier.submitted", 1, "NgayNopHoSo"),
+        ("dossier.received", 1, "NgayTiepNhan"),
+        ("dossier.supplement_requested", 1, "DanhSachHoSoBoSung[1].NgayBoSung"),
+        ("dossier.supplement_requested", 1, "DanhSachHoSoBoSung[0].NgayBoSung"),
+        ("dossier.resolved", 1, "NgayKetThucXuLy"),
+        ("dossier.returned", 1, "NgayTra"),
+    ]
+    assert result.origins[2].field("data.applicant.name") == "ChuHoSo"
+    steps = progress(
+        step("20260318140000", 2, dossier="D-1"), step("20260318140000", 6), step("20260319140000", 4)
+    )
+    result = translate(steps, CATALOGUE, SOURCE)
+    assert [(e["type"], o.index, o.field("occurred_at")) for e, o in zip(result.events, result.origins)] == [
+        ("dossier.paused", 1, "ThoiDiemXuLy"),
+        ("dossier.resumed", 2, "ThoiDiemXuLy"),
+    ]
+
+
+def test_progress_dossiers_reads_mahoso_as_the_translation_does():
+    body = progress(
+        step("20260318140000", 6, dossier=123), step("20260318140000", 6), step(None, 4, dossier=" 123 ")
+    )
+    assert progress_dossiers(body) == ["123", "000.00.12.H10-260302-0001"]
+    assert set(translate(body | {"data": body["data"][:2]}, CATALOGUE, SOURCE).new_steps) == {
+        "123",
+        "000.00.12.H10-260302-0001",
+    }
+    assert progress_dossiers(snapshot(hoso())) == [] and progress_dossiers([]) == []
 
 
 def test_progress_items_need_their_fields():

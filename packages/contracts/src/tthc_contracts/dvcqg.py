@@ -31,8 +31,8 @@ from .timefmt import VN_TZ, format_ts
 
 __all__ = [
     "DVCQG_NAMESPACE", "MAX_ITEMS", "PROGRESS", "SNAPSHOT", "Catalogue", "CatalogueError",
-    "CatalogueProcedure", "ProgressStep", "Translation", "dvcqg_event_id", "parse_catalogue", "parse_instant",
-    "translate",
+    "CatalogueProcedure", "Origin", "ProgressStep", "Translation", "dvcqg_event_id", "parse_catalogue",
+    "parse_instant", "progress_dossiers", "translate",
 ]  # fmt: skip
 
 DVCQG_NAMESPACE = uuid.UUID("0b6f3a2e-5d1c-4c8e-9a7f-3e2d1c0b9a88")
@@ -337,18 +337,38 @@ class ProgressStep:
         return cls(parse_instant(d["ThoiDiemXuLy"]), int(d["TrangThai"]), details)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a derived event came from: its item's position in `data` and the DVCQG field of its instant,
+    so that a refusal of the v1 event is named the vendor's way (`field`)."""
+
+    index: int
+    instant_field: str
+    reason_field: str | None = None  # what `data.reason` was taken from, when the item gave it
+
+    def field(self, v1_field: str) -> str:
+        """The DVCQG field a v1 field of the event came from, else the v1 field itself."""
+        if v1_field == "occurred_at":
+            return self.instant_field
+        if v1_field == "data.reason" and self.reason_field is not None:
+            return self.reason_field
+        return _V1_TO_DVCQG.get(v1_field, v1_field)
+
+
 @dataclass
 class Translation:
     """v1 event dicts, or the refusals; nothing of a refused request is to be published (all or nothing).
 
     `events` covers every event the request implies, those published before included: they keep
-    their ids, so a consumer counts them as duplicates. `new_steps` are the progress steps of the
-    request not kept before, per MaHoSo, for the caller to keep (empty when refused).
+    their ids, so a consumer counts them as duplicates. `origins[i]` says where `events[i]` came from.
+    `new_steps` are the progress steps of the request not kept before, per MaHoSo, for the caller to
+    keep (empty when refused).
     """
 
     events: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     new_steps: dict[str, list[ProgressStep]] = field(default_factory=dict)
+    origins: list[Origin] = field(default_factory=list)
 
     @property
     def refused(self) -> bool:
@@ -372,16 +392,35 @@ def translate(
     if errors:
         return Translation(errors=errors)
     if body["service"] == SNAPSHOT:
-        events: list[tuple[int, dict[str, Any]]] = []
+        events: list[tuple[Origin, dict[str, Any]]] = []
         for index, raw in enumerate(items):
-            events.extend((index, e) for e in _snapshot(_Item(raw, index, errors), catalogue, source))
+            derived = _snapshot(_Item(raw, index, errors), catalogue, source)
+            events.extend((Origin(index, *fields), e) for fields, e in derived)
         new_steps: dict[str, list[ProgressStep]] = {}
     else:
         events, new_steps = _progress(items, errors, source, kept_steps or {})
     errors.extend(_invalid_events(events))
     if errors:
         return Translation(errors=errors)
-    return Translation(events=[e for _, e in events], new_steps=new_steps)
+    return Translation(
+        events=[e for _, e in events], new_steps=new_steps, origins=[origin for origin, _ in events]
+    )
+
+
+def progress_dossiers(body: Any) -> list[str]:
+    """The MaHoSo of a `CapNhatTienDoHoSoMC` body's items, read as `translate` reads them (a code as
+    text or number), so the caller can look up their kept steps first; [] for any other body."""
+    if not isinstance(body, dict) or body.get("service") != PROGRESS:
+        return []
+    if not isinstance(body.get("data"), list):
+        return []
+    found: dict[str, None] = {}
+    for index, raw in enumerate(body["data"][: MAX_ITEMS + 1]):
+        if isinstance(raw, dict):
+            dossier_id = _Item(raw, index, []).dossier_id()
+            if dossier_id is not None:
+                found.setdefault(dossier_id)
+    return list(found)
 
 
 def _items(body: Any, errors: list[dict[str, Any]]) -> list[Mapping[str, Any]]:
@@ -426,8 +465,11 @@ def _event(
     }
 
 
-def _snapshot(item: _Item, catalogue: Catalogue, source: str) -> list[dict[str, Any]]:
-    """The events a `DongBoHoSoMC` item implies (dvcqg.md table), or [] with its refusals noted."""
+def _snapshot(
+    item: _Item, catalogue: Catalogue, source: str
+) -> list[tuple[tuple[str, str | None], dict[str, Any]]]:
+    """The events a `DongBoHoSoMC` item implies (dvcqg.md table), each with the fields its instant and
+    its reason came from, or [] with the item's refusals noted."""
     errors_before = len(item.errors)
     dossier_id = item.dossier_id()
     status = item.number_code("TrangThaiHoSo", _STATUSES, required=True)
@@ -461,15 +503,21 @@ def _snapshot(item: _Item, catalogue: Catalogue, source: str) -> list[dict[str, 
         return []
     assert dossier_id is not None and status is not None and procedure is not None
 
-    def event(
-        event_type: str, at: datetime, data: dict[str, Any] | None = None, n: int = 0
-    ) -> dict[str, Any]:
-        return _event(source, dossier_id, event_type, at, data, n)
+    events: list[tuple[tuple[str, str | None], dict[str, Any]]] = []
+
+    def add(
+        event_type: str,
+        instant_field: str,
+        at: datetime,
+        data: dict[str, Any] | None = None,
+        n: int = 0,
+        reason_field: str | None = None,
+    ) -> None:
+        events.append(((instant_field, reason_field), _event(source, dossier_id, event_type, at, data, n)))
 
     channel = _CHANNELS.get(channel_code or 1)
-    events: list[dict[str, Any]] = []
     if submitted_at is not None and channel_code == 2:
-        events.append(event("dossier.submitted", submitted_at, {"channel": "online"}))
+        add("dossier.submitted", "NgayNopHoSo", submitted_at, {"channel": "online"})
     if received_at is not None and status not in (_SUBMITTED, _REFUSED):
         agency = catalogue.agency(agency_code)  # type: ignore[arg-type]
         applicant: dict[str, Any] = {"kind": _APPLICANT_KINDS[kind or 1], "name": applicant_name}
@@ -494,33 +542,42 @@ def _snapshot(item: _Item, catalogue: Catalogue, source: str) -> list[dict[str, 
             data["appointment_at"] = format_ts(appointment_at)
         if procedure.supplement_mode is not None:
             data["supplement_mode"] = procedure.supplement_mode
-        events.append(event("dossier.received", received_at, data))
+        add("dossier.received", "NgayTiepNhan", received_at, data)
     if status == _REFUSED:
         assert refused_at is not None
-        events.append(event("dossier.refused", refused_at, {"reason": note or _DEFAULT_REFUSAL_REASON}))
-    for n, (requested_at, reason, brought_at) in enumerate(rounds, start=1):
-        events.append(event("dossier.supplement_requested", requested_at, {"reason": reason}, n))
+        reason = {"reason": note or _DEFAULT_REFUSAL_REASON}
+        add("dossier.refused", "NgayTuChoi", refused_at, reason, reason_field="GhiChu" if note else None)
+    for n, (position, requested_at, reason, brought_at) in enumerate(rounds, start=1):
+        entry = f"DanhSachHoSoBoSung[{position}]."
+        reason_field = entry + "NoiDungBoSung"
+        requested = {"reason": reason}
+        add("dossier.supplement_requested", entry + "NgayBoSung", requested_at, requested, n, reason_field)
         if brought_at is not None:
-            events.append(event("dossier.supplement_received", brought_at, {"channel": "in_person"}, n))
+            brought = {"channel": "in_person"}
+            add("dossier.supplement_received", entry + "NgayTiepNhanBoSung", brought_at, brought, n)
     if status in (_RESOLVED, _RETURNED) and ended_at is not None:
-        events.append(event("dossier.resolved", ended_at, {"result": "approved"}))
+        add("dossier.resolved", "NgayKetThucXuLy", ended_at, {"result": "approved"})
     if status == _RETURNED and returned_at is not None:
-        events.append(event("dossier.returned", returned_at))
+        add("dossier.returned", "NgayTra", returned_at)
     if status in (_WITHDRAWN, _STOPPED):
         closing = "dossier.withdrawn" if status == _WITHDRAWN else "dossier.stopped"
-        events.append(event(closing, ended_at or returned_at))  # type: ignore[arg-type]
+        if ended_at is not None:
+            add(closing, "NgayKetThucXuLy", ended_at)
+        else:
+            add(closing, "NgayTra", returned_at)  # type: ignore[arg-type]
     return events
 
 
-def _supplement_rounds(item: _Item) -> list[tuple[datetime, str, datetime | None]]:
-    """DanhSachHoSoBoSung as (requested, reason, brought back), in order of NgayBoSung (round 1, 2, …)."""
+def _supplement_rounds(item: _Item) -> list[tuple[int, datetime, str, datetime | None]]:
+    """DanhSachHoSoBoSung as (position in the list, requested, reason, brought back), in order of
+    NgayBoSung (round 1, 2, …)."""
     raw = item.raw.get("DanhSachHoSoBoSung")
     if _absent(raw):
         return []
     if not isinstance(raw, list):
         item.refuse("DanhSachHoSoBoSung", "must be a list")
         return []
-    rounds: list[tuple[datetime, str, datetime | None]] = []
+    rounds: list[tuple[int, datetime, str, datetime | None]] = []
     for position, entry_raw in enumerate(raw):
         prefix = f"DanhSachHoSoBoSung[{position}]."
         if not isinstance(entry_raw, dict):
@@ -531,8 +588,8 @@ def _supplement_rounds(item: _Item) -> list[tuple[datetime, str, datetime | None
         reason = entry.text("NoiDungBoSung")
         brought_at = entry.instant("NgayTiepNhanBoSung")
         if requested_at is not None:
-            rounds.append((requested_at, reason or _DEFAULT_SUPPLEMENT_REASON, brought_at))
-    rounds.sort(key=lambda r: r[0])  # stable: entries of one instant keep their order
+            rounds.append((position, requested_at, reason or _DEFAULT_SUPPLEMENT_REASON, brought_at))
+    rounds.sort(key=lambda r: r[1])  # stable: entries of one instant keep their order
     return rounds
 
 
@@ -541,11 +598,12 @@ def _progress(
     errors: list[dict[str, Any]],
     source: str,
     kept_steps: Mapping[str, Sequence[ProgressStep]],
-) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, list[ProgressStep]]]:
+) -> tuple[list[tuple[Origin, dict[str, Any]]], dict[str, list[ProgressStep]]]:
     """The pauses and resumes implied by each touched dossier's steps, kept and new together (each
-    event with the position of the dossier's first item)."""
+    event with the position of the step's item, or of the dossier's first item for a kept step)."""
     received: dict[str, list[ProgressStep]] = {}
     first_index: dict[str, int] = {}
+    step_index: dict[tuple[str, datetime, int], int] = {}
     for index, raw in enumerate(items):
         item = _Item(raw, index, errors)
         dossier_id = item.dossier_id()
@@ -556,9 +614,10 @@ def _progress(
         details = {k: raw[k] for k in _STEP_DETAILS if not _absent(raw.get(k))}
         received.setdefault(dossier_id, []).append(ProgressStep(at, status, details))
         first_index.setdefault(dossier_id, index)
+        step_index.setdefault((dossier_id, at, status), index)
     if errors:
         return [], {}
-    events: list[tuple[int, dict[str, Any]]] = []
+    events: list[tuple[Origin, dict[str, Any]]] = []
     new_steps: dict[str, list[ProgressStep]] = {}
     for dossier_id, steps in received.items():
         kept = list(kept_steps.get(dossier_id, ()))
@@ -570,24 +629,25 @@ def _progress(
                 fresh.append(step)
         if fresh:
             new_steps[dossier_id] = fresh
-        events.extend(
-            (first_index[dossier_id], e) for e in _pauses_and_resumes(source, dossier_id, kept + fresh)
-        )
+        for step, event in _pauses_and_resumes(source, dossier_id, kept + fresh):
+            index = step_index.get((dossier_id, step.at, step.status), first_index[dossier_id])
+            events.append((Origin(index, "ThoiDiemXuLy"), event))
     return events, new_steps
 
 
-def _pauses_and_resumes(source: str, dossier_id: str, steps: list[ProgressStep]) -> list[dict[str, Any]]:
+def _pauses_and_resumes(
+    source: str, dossier_id: str, steps: list[ProgressStep]
+) -> list[tuple[ProgressStep, dict[str, Any]]]:
     """dvcqg.md: over the steps in order of ThoiDiemXuLy, 6 after a non-6 (or nothing) pauses for the
-    financial obligation; 2, 4 or 5 after a 6 resumes."""
-    events: list[dict[str, Any]] = []
+    financial obligation; 2, 4 or 5 after a 6 resumes. Each event with the step it comes from."""
+    events: list[tuple[ProgressStep, dict[str, Any]]] = []
     previous: int | None = None
     for step in sorted(steps, key=lambda s: s.at):  # stable: steps of one instant keep their order
         if step.status == _STEP_FEES and previous != _STEP_FEES:
-            events.append(
-                _event(source, dossier_id, "dossier.paused", step.at, {"reason": "financial_obligation"})
-            )
+            paused = _event(source, dossier_id, "dossier.paused", step.at, {"reason": "financial_obligation"})
+            events.append((step, paused))
         elif step.status in _STEPS_AFTER_FEES and previous == _STEP_FEES:
-            events.append(_event(source, dossier_id, "dossier.resumed", step.at))
+            events.append((step, _event(source, dossier_id, "dossier.resumed", step.at)))
         previous = step.status
     return events
 
@@ -604,17 +664,18 @@ _V1_TO_DVCQG = {
     "data.applicant.name": "ChuHoSo",
     "data.applicant.phone": "SoDienThoai",
     "data.applicant.email": "Email",
+    "data.appointment_at": "NgayHenTra",
 }
 
 
-def _invalid_events(events: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+def _invalid_events(events: list[tuple[Origin, dict[str, Any]]]) -> list[dict[str, Any]]:
     """The v1 contract checked on every derived event, so that what is returned always parses."""
     problems: list[dict[str, Any]] = []
-    for index, event in events:
+    for origin, event in events:
         try:
             parse_dossier_event(event)
         except EventValidationError as exc:
             for e in exc.errors:
-                name = _V1_TO_DVCQG.get(e.field, e.field)
-                problems.append({"index": index, "field": name, "reason": f"{event['type']}: {e.reason}"})
+                reason = f"{event['type']}: {e.reason}"
+                problems.append({"index": origin.index, "field": origin.field(e.field), "reason": reason})
     return problems

@@ -1,5 +1,8 @@
 """`python -m tthc_intake` serves intake (port 8001); `python -m tthc_intake hash-key KEY` prints the digest
-to put in `INTAKE_SOURCE_KEYS` (`source=sha256:<hex>`), so the key itself is never configured."""
+to put in `INTAKE_SOURCE_KEYS` (`source=sha256:<hex>`), so the key itself is never configured.
+
+A DVCQG catalogue (`INTAKE_DVCQG_CATALOGUE`) that does not load stops intake before anything starts, with its
+line and reason (exit code 2: `create_app` raises StartupRefused)."""
 
 from __future__ import annotations
 

@@ -1,19 +1,25 @@
-"""`create_app(settings)`: intake's FastAPI app (HTTP in, Kafka out; intake consumes nothing)."""
+"""`create_app(settings)`: intake's FastAPI app (HTTP in, Kafka out; intake consumes nothing).
+
+Start-up: the DVCQG catalogue (`INTAKE_DVCQG_CATALOGUE`, optional) is read first; one that does not load
+refuses the start with its line and reason."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
+from tthc_adapters.catalogue_file import CatalogueError, load_catalogue
 from tthc_common.broker import make_kafka_router
 from tthc_common.db import make_engine
 from tthc_common.health import kafka_ready
 from tthc_common.keys import Keys
 from tthc_common.service import StartupRefused, build_service_app
+from tthc_contracts.dvcqg import Catalogue
 from tthc_contracts.events import DossierEvent
 
 from . import http
@@ -25,6 +31,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 DESCRIPTION = """One-stop software posts dossier events here (the v1 contract, `GET /v1/schemas`); intake validates
 them and publishes them to Kafka, keyed by `dossier_id`. Authenticate with `Authorization: Bearer <source key>`.
+A one-stop system that already synchronises with the national portal posts the portal's own bodies
+(`DongBoHoSoMC`, `CapNhatTienDoHoSoMC`) to `POST /v1/dvcqg` instead: intake translates them into v1 events.
 The events intake publishes are described by its AsyncAPI document at `/asyncapi`."""
 
 
@@ -35,11 +43,17 @@ class Deps:
     keys: Keys
     metrics: IntakeMetrics
     publisher: EventPublisher
+    # `POST /v1/dvcqg`: MaTTHC -> statutory duration, agency names (None: the endpoint answers 501).
+    catalogue: Catalogue | None
+    # Held from reading a progress body's kept steps to keeping its new ones, so that two requests of this
+    # instance never pair steps of one dossier without each other.
+    progress_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def create_app(settings: IntakeSettings | None = None, *, publisher: EventPublisher | None = None) -> FastAPI:
     """`publisher`: where events go (default: Kafka, one transaction per request; tests give their own)."""
     settings = settings or IntakeSettings()
+    catalogue = _catalogue(settings)
     keys = Keys.parse(settings.source_keys, setting="INTAKE_SOURCE_KEYS", prog="tthc_intake")
     if not keys:
         raise StartupRefused("no source keys: set INTAKE_SOURCE_KEYS=<source>=sha256:<64 hex>,... "
@@ -62,7 +76,8 @@ def create_app(settings: IntakeSettings | None = None, *, publisher: EventPublis
             max_request_bytes=PRODUCER_MAX_REQUEST_BYTES,
             watch_interval_s=settings.broker_watch_interval_s, probe=partial(kafka_ready, kafka.broker))
     deps = Deps(settings=settings, engine=engine, keys=keys,
-                metrics=IntakeMetrics(registry, kafka_reachable=lambda: publisher.reachable), publisher=publisher)
+                metrics=IntakeMetrics(registry, kafka_reachable=lambda: publisher.reachable), publisher=publisher,
+                catalogue=catalogue)
     app = build_service_app(settings, title="TTHC intake", description=DESCRIPTION, router=kafka, engine=engine,
                             registry=registry, migrations_dir=MIGRATIONS_DIR, after_broker_start=(publisher.start,),
                             before_broker_stop=(publisher.stop,),
@@ -71,3 +86,12 @@ def create_app(settings: IntakeSettings | None = None, *, publisher: EventPublis
     app.include_router(http.router(deps))
     app.state.deps = deps
     return app
+
+
+def _catalogue(settings: IntakeSettings) -> Catalogue | None:
+    if settings.dvcqg_catalogue is None:
+        return None
+    try:
+        return load_catalogue(settings.dvcqg_catalogue)
+    except CatalogueError as exc:
+        raise StartupRefused(f"INTAKE_DVCQG_CATALOGUE: {exc}") from None

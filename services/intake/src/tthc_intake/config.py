@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, model_validator
@@ -28,6 +29,10 @@ class IntakeSettings(ServiceSettings):
     max_events_per_request: int = Field(default=1000, gt=0)
     # events.md, Bounds: an event at most 64 KiB of JSON (as published), nesting at most 32 deep.
     max_event_bytes: int = Field(default=64 * 1024, gt=0, le=PRODUCER_MAX_REQUEST_BYTES - 1024)
+    # `INTAKE_DVCQG_CATALOGUE`: the procedure catalogue of `POST /v1/dvcqg` (dvcqg.md: MaTTHC -> statutory
+    # duration, agency names). Read once at start-up; a file that does not load stops intake with its line
+    # and reason. Unset: `POST /v1/dvcqg` answers 501 (the national portal's bodies are not taken).
+    dvcqg_catalogue: Path | None = None
     # `occurred_at` may lie at most this far after intake's clock (clocks of one-stop desks drift). A stack
     # that replays simulated days ahead of today raises it (tests/support/stack.py).
     max_event_lead_s: float = Field(default=15 * 60, ge=0)

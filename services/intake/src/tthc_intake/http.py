@@ -1,18 +1,24 @@
-"""Intake's HTTP API (interfaces.md): `POST /v1/events`, the JSON Schemas of every event, and the OpenAPI
-document that describes them (with the event union as the request body, one example per event type).
+"""Intake's HTTP API (interfaces.md): `POST /v1/events`, `POST /v1/dvcqg` (the national portal's bodies,
+dvcqg.md), the JSON Schemas of every event, and the OpenAPI document that describes them (with the event union
+and the portal's bodies as request bodies, with examples).
 
 `accept_events(deps, source, raws)` is the whole path from raw v1 events to the answer (validate, drop
 duplicates, publish in one Kafka transaction, record), so that every way into intake takes events the
 same way. A request is refused whole or every new event of it is in Kafka before the 202 leaves.
+`POST /v1/dvcqg` translates its body (`tthc_contracts.dvcqg.translate`, with the progress steps kept for its
+dossiers) and hands the events to `accept_events`, which keeps the new steps with the accepted ids.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -23,16 +29,19 @@ from tthc_common.db import run_in_transaction
 from tthc_common.errors import ApiError, Page, PageRequest, Problem, error_responses, page_request
 from tthc_common.logging import event_log_fields
 from tthc_common.publish import message_for
-from tthc_contracts.events import DOSSIER_EVENT_TYPES, DossierEvent
+from tthc_contracts.dvcqg import MAX_ITEMS, PROGRESS, Origin, ProgressStep, progress_dossiers, translate
+from tthc_contracts.events import DOSSIER_EVENT_TYPES, MAX_NESTING, DossierEvent
 from tthc_contracts.schema import committed_schemas, example_events
 from tthc_contracts.timefmt import utcnow
 
+from . import dvcqg_schemas
 from .metrics import RejectReason
 from .publisher import BrokerUnavailable, PublishRefused
-from .queries import already_accepted
+from .queries import already_accepted, kept_steps
 from .units import record_accepted
 from .validation import (
     MalformedBody,
+    decode_json,
     foreign_sources,
     is_json,
     oversized,
@@ -93,14 +102,21 @@ def _refusal(deps: Deps, status: int, reason: RejectReason, problems: list[Probl
     return ApiError(status, problems=problems, headers=headers)
 
 
-async def accept_events(deps: Deps, source: str, raws: list[Any]) -> Accepted:
-    """Raw v1 events of `source`, all taken or none: the answer, or an ApiError (403, 413, 422, 503)."""
+def _database_unavailable(deps: Deps) -> ApiError:
+    return _refusal(deps, 503, RejectReason.DATABASE_UNAVAILABLE,
+                    [Problem(reason="the database is unavailable; retry later")],
+                    headers={"Retry-After": str(deps.settings.retry_after_s)})
+
+
+async def accept_events(deps: Deps, source: str, raws: Sequence[Any], *,
+                        steps: Mapping[str, Sequence[ProgressStep]] | None = None) -> Accepted:
+    """Raw v1 events of `source`, all taken or none: the answer, or an ApiError (403, 413, 422, 503).
+
+    `steps`: national-portal progress steps by MaHoSo, kept with the accepted ids once Kafka took the events
+    (never when the request is refused)."""
     settings, metrics = deps.settings, deps.metrics
     refuse = partial(_refusal, deps)
     retry_later = {"Retry-After": str(settings.retry_after_s)}
-    if len(raws) > settings.max_events_per_request:
-        raise refuse(413, RejectReason.TOO_LARGE, [Problem(reason=(
-            f"{len(raws)} events: at most {settings.max_events_per_request} per request"))])
     if wrong := foreign_sources(raws, source):
         raise refuse(403, RejectReason.WRONG_SOURCE, wrong)
     latest = utcnow() + timedelta(seconds=settings.max_event_lead_s)
@@ -117,8 +133,7 @@ async def accept_events(deps: Deps, source: str, raws: list[Any]) -> Accepted:
         seen = await run_in_transaction(deps.engine, partial(_accepted_before, source=source, events=events))
     except Exception as exc:  # noqa: BLE001 - any database failure is "unavailable" to the sender
         logger.warning("duplicate check failed", extra={"error": type(exc).__name__})
-        raise refuse(503, RejectReason.DATABASE_UNAVAILABLE, [Problem(reason="the database is unavailable; retry "
-                                                                           "later")], headers=retry_later) from None
+        raise _database_unavailable(deps) from None
     new_at, duplicate_at = split_duplicates(events, seen)
     new, duplicates = [events[i] for i in new_at], [events[i] for i in duplicate_at]
     try:
@@ -131,13 +146,17 @@ async def accept_events(deps: Deps, source: str, raws: list[Any]) -> Accepted:
                      headers=retry_later) from None
 
     try:
-        await run_in_transaction(deps.engine, partial(record_accepted, events=new))
+        await run_in_transaction(deps.engine, partial(record_accepted, events=new, source=source, steps=steps))
     except Exception as exc:  # noqa: BLE001
         # The events ARE durably in Kafka, so 202 is the truth. Only the duplicate check is weakened: a
         # retry of this request would publish them again, and every consumer ignores a (source, event_id)
         # it has already processed.
         logger.error("accepted events published but not recorded", extra={"error": type(exc).__name__,
                                                                            "count": len(new)})
+        if steps:
+            # But steps not kept would be missing when the dossier's next step is paired: the sender must
+            # send the request again (its events keep their ids: consumers see duplicates, nothing twice).
+            raise _database_unavailable(deps) from None
     for event in new:
         metrics.accepted.labels(event.type).inc()
         logger.debug("event accepted", extra={"source": source, **event_log_fields(event)})
@@ -157,6 +176,24 @@ def router(deps: Deps) -> APIRouter:
     api = APIRouter()
     settings = deps.settings
     refuse = partial(_refusal, deps)
+
+    def authenticated_source(credentials: HTTPAuthorizationCredentials | None) -> str:
+        holder = deps.keys.identify(credentials.credentials if credentials else None)
+        if holder is None:
+            raise refuse(401, RejectReason.UNAUTHORIZED, [Problem(reason=(
+                "a valid source key is required (Authorization: Bearer <key>)"))],
+                headers={"WWW-Authenticate": "Bearer"})
+        return holder.name
+
+    async def json_body(request: Request) -> bytes:
+        if not is_json(request.headers.get("content-type")):
+            raise refuse(415, RejectReason.UNSUPPORTED_MEDIA_TYPE, [Problem(reason=(
+                "the body must be JSON, sent with Content-Type: application/json"))])
+        try:
+            return await read_body_capped(request, settings.max_body_bytes)
+        except BodyTooLarge:
+            raise refuse(413, RejectReason.TOO_LARGE, [Problem(reason=(
+                f"the body exceeds {settings.max_body_bytes:,} bytes"))]) from None
 
     @api.post(
         "/v1/events", status_code=202, tags=["events"], response_model=Accepted,
@@ -178,24 +215,90 @@ def router(deps: Deps) -> APIRouter:
     )
     async def post_events(request: Request,
                           credentials: HTTPAuthorizationCredentials | None = Depends(source_key)) -> Accepted:
-        holder = deps.keys.identify(credentials.credentials if credentials else None)
-        if holder is None:
-            raise refuse(401, RejectReason.UNAUTHORIZED, [Problem(reason=(
-                "a valid source key is required (Authorization: Bearer <key>)"))],
-                headers={"WWW-Authenticate": "Bearer"})
-        if not is_json(request.headers.get("content-type")):
-            raise refuse(415, RejectReason.UNSUPPORTED_MEDIA_TYPE, [Problem(reason=(
-                "the body must be JSON, sent with Content-Type: application/json"))])
-        try:
-            body = await read_body_capped(request, settings.max_body_bytes)
-        except BodyTooLarge:
-            raise refuse(413, RejectReason.TOO_LARGE, [Problem(reason=(
-                f"the body exceeds {settings.max_body_bytes:,} bytes"))]) from None
+        source = authenticated_source(credentials)
+        body = await json_body(request)
         try:
             raws = raw_events(body)
         except MalformedBody as exc:
             raise refuse(422, RejectReason.MALFORMED, [Problem(reason=str(exc))]) from None
-        return await accept_events(deps, holder.name, raws)
+        if len(raws) > settings.max_events_per_request:
+            raise refuse(413, RejectReason.TOO_LARGE, [Problem(reason=(
+                f"{len(raws)} events: at most {settings.max_events_per_request} per request"))])
+        return await accept_events(deps, source, raws)
+
+    @api.post(
+        "/v1/dvcqg", status_code=202, tags=["national portal (DVCQG)"], response_model=dvcqg_schemas.DvcqgAccepted,
+        summary="Post the national portal's bodies (DongBoHoSoMC, CapNhatTienDoHoSoMC), all or nothing",
+        description=(
+            "The body a one-stop system already sends the national public-service portal (dvcqg.md), with the "
+            "same source key as `POST /v1/events`. Each `DongBoHoSoMC` snapshot becomes the v1 events it implies, "
+            "each `CapNhatTienDoHoSoMC` step is kept per dossier and a step 6 (financial obligation) pauses the "
+            "clock until the next step 2, 4 or 5; the events are then taken exactly as `POST /v1/events` takes "
+            "them (validation, duplicates, one Kafka transaction). Event ids are derived from the items, so a "
+            "snapshot sent again publishes nothing twice. **This endpoint answers in the portal's convention**, "
+            '`{"error_code": "0", ...}` or `{"error_code": "-1", "message", "errors": [{"index", "field", '
+            '"reason"}]}` with the item\'s position and its DVCQG field name, not the `{"errors"}` shape of the '
+            "other endpoints. 501 when this deployment has no procedure catalogue (`INTAKE_DVCQG_CATALOGUE`)."),
+        responses={
+            202: {"description": "Every event the request implies is durably in Kafka, or was accepted before"},
+            **_dvcqg_refusals({
+                401: "No valid source key (Authorization: Bearer <key>)",
+                413: f"The body is too large, or holds more than {MAX_ITEMS} items",
+                415: "Content-Type must be application/json",
+                422: "An item is refused (every problem listed with its index and DVCQG field), or the body is "
+                     "not JSON: nothing of the request was published",
+                501: "This deployment takes no national-portal bodies: it has no procedure catalogue "
+                     "(INTAKE_DVCQG_CATALOGUE)",
+                503: "Kafka or the database is unavailable; send the same request again later",
+            }),
+        },
+        openapi_extra={"requestBody": dvcqg_schemas.request_body_openapi(_COMPONENT)},
+    )
+    async def post_dvcqg(request: Request,
+                         credentials: HTTPAuthorizationCredentials | None = Depends(source_key)) -> JSONResponse:
+        try:
+            source = authenticated_source(credentials)
+            if deps.catalogue is None:
+                raise refuse(501, RejectReason.NOT_CONFIGURED, [Problem(reason=(
+                    "this intake takes no national-portal bodies: it has no procedure catalogue "
+                    "(INTAKE_DVCQG_CATALOGUE); post v1 events to /v1/events, or ask the operator to set it"))])
+            try:
+                body = decode_json(await json_body(request), max_depth=MAX_NESTING,
+                                   too_deep=f"JSON nested deeper than {MAX_NESTING} levels")
+            except MalformedBody as exc:
+                raise refuse(422, RejectReason.MALFORMED, [Problem(reason=str(exc))]) from None
+            items = body.get("data") if isinstance(body, dict) else None
+            if isinstance(items, list) and len(items) > MAX_ITEMS:
+                raise refuse(413, RejectReason.TOO_LARGE, [Problem(field="data", reason=(
+                    f"{len(items)} items: at most {MAX_ITEMS} per request"))])
+            progress = isinstance(body, dict) and body.get("service") == PROGRESS
+            # Two progress requests of one dossier must not each pair its steps without the other's.
+            serialised: AbstractAsyncContextManager[Any] = deps.progress_lock if progress else nullcontext()
+            async with serialised:
+                accepted = await take_dvcqg(body, source, progress)
+        except ApiError as exc:
+            return dvcqg_schemas.refusal_answer(exc.status, exc.problems, exc.headers)
+        return dvcqg_schemas.accepted_answer(accepted.accepted, accepted.duplicates, len(body["data"]))
+
+    async def take_dvcqg(body: Any, source: str, progress: bool) -> Accepted:
+        kept: dict[str, list[ProgressStep]] = {}
+        if progress:
+            try:
+                kept = await run_in_transaction(deps.engine, partial(
+                    kept_steps, source=source, dossier_ids=progress_dossiers(body)))
+            except Exception as exc:  # noqa: BLE001 - any database failure is "unavailable" to the sender
+                logger.warning("reading the kept steps failed", extra={"error": type(exc).__name__})
+                raise _database_unavailable(deps) from None
+        assert deps.catalogue is not None
+        # In a worker thread: 1000 snapshots take some 100 ms to translate, which the event loop need not wait.
+        translation = await anyio.to_thread.run_sync(translate, body, deps.catalogue, source, kept)
+        if translation.refused:
+            raise refuse(422, RejectReason.INVALID, [Problem(**e) for e in translation.errors])
+        try:
+            return await accept_events(deps, source, translation.events, steps=translation.new_steps)
+        except ApiError as exc:  # a v1 refusal of a derived event, named by its item and DVCQG field
+            raise ApiError(exc.status, problems=_as_items(exc.problems, translation.origins),
+                           headers=exc.headers) from None
 
     schemas = committed_schemas()
 
@@ -233,6 +336,30 @@ def router(deps: Deps) -> APIRouter:
     return api
 
 
+def _as_items(problems: Sequence[Problem], origins: Sequence[Origin]) -> list[Problem]:
+    """Problems of derived v1 events (indexed by event) as problems of the request's items."""
+    named = []
+    for p in problems:
+        if p.index is None:
+            named.append(p)
+            continue
+        origin = origins[p.index]
+        named.append(Problem(index=origin.index, field=None if p.field is None else origin.field(p.field),
+                             reason=p.reason))
+    return named
+
+
+def _dvcqg_refusals(statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the refusals of `POST /v1/dvcqg`, all in the portal's shape."""
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"model": dvcqg_schemas.DvcqgRefusal, "description": description}
+        for status, description in statuses.items()}
+    responses[401]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    responses[503]["headers"] = {"Retry-After": {"description": "seconds to wait before sending the same request "
+                                                                "again", "schema": {"type": "integer"}}}
+    return responses
+
+
 # -- OpenAPI ------------------------------------------------------------------------------------------
 _COMPONENT = "#/components/schemas/{model}"
 _event_union_schema = TypeAdapter(DossierEvent).json_schema(ref_template=_COMPONENT)
@@ -265,9 +392,11 @@ def _openapi_document(app: Any) -> dict[str, Any]:
     components = document.setdefault("components", {}).setdefault("schemas", {})
     union = dict(_event_union_schema)
     defs = union.pop("$defs", {})
-    clash = (set(defs) | {"DossierEvent"}) & set(components)
+    portal = dvcqg_schemas.body_components(_COMPONENT)
+    clash = (set(defs) | {"DossierEvent"}) & set(components) | (set(portal) & (set(components) | set(defs)))
     if clash:
         raise RuntimeError(f"OpenAPI component names used twice: {sorted(clash)}")
     components.update(defs)
     components["DossierEvent"] = {**union, "description": "one v1 dossier event; `type` says which"}
+    components.update(portal)
     return document

@@ -15,7 +15,8 @@ class RejectReason(StrEnum):
     TOO_LARGE = "too_large"  # 413: the body, the number of events, or one event over its limit
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # 415
     MALFORMED = "malformed"  # 422: not JSON, too deeply nested, not an object or array
-    INVALID = "invalid"  # 422: an event broke the contract or its bounds
+    INVALID = "invalid"  # 422: an event broke the contract or its bounds (or a national-portal item its rules)
+    NOT_CONFIGURED = "not_configured"  # 501: POST /v1/dvcqg without a procedure catalogue
     KAFKA_UNAVAILABLE = "kafka_unavailable"  # 503
     DATABASE_UNAVAILABLE = "database_unavailable"  # 503
 

@@ -63,9 +63,23 @@ def raw_events(body: bytes, *, max_nesting: int = MAX_NESTING) -> list[Any]:
     """The body as a list of raw events: one object becomes a list of one. Raises MalformedBody.
 
     `max_nesting` bounds each event; the array around a batch is one level more."""
-    depth = nesting_depth(body)
-    if depth > max_nesting + (1 if body.lstrip()[:1] == b"[" else 0):
-        raise MalformedBody(f"JSON nested deeper than {max_nesting} levels in an event")
+    around = 1 if body.lstrip()[:1] == b"[" else 0
+    decoded = decode_json(body, max_depth=max_nesting + around,
+                          too_deep=f"JSON nested deeper than {max_nesting} levels in an event")
+    if isinstance(decoded, dict):
+        return [decoded]
+    if isinstance(decoded, list):
+        if not decoded:
+            raise MalformedBody("the array is empty: send at least one event")
+        return decoded
+    raise MalformedBody("the body must be one event (a JSON object) or an array of events")
+
+
+def decode_json(body: bytes, *, max_depth: int, too_deep: str) -> Any:
+    """The JSON value of `body`, read within the bounds of events.md: arrays and objects nested at most
+    `max_depth` deep (else MalformedBody(`too_deep`)), finite numbers, valid UTF-16. Raises MalformedBody."""
+    if nesting_depth(body) > max_depth:
+        raise MalformedBody(too_deep)
     try:
         decoded = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError):
@@ -75,13 +89,7 @@ def raw_events(body: bytes, *, max_nesting: int = MAX_NESTING) -> list[Any]:
             json.dumps(decoded, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise MalformedBody("a string holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF)") from None
-    if isinstance(decoded, dict):
-        return [decoded]
-    if isinstance(decoded, list):
-        if not decoded:
-            raise MalformedBody("the array is empty: send at least one event")
-        return decoded
-    raise MalformedBody("the body must be one event (a JSON object) or an array of events")
+    return decoded
 
 
 def foreign_sources(raws: list[Any], source: str) -> list[Problem]:
