@@ -122,6 +122,12 @@ def test_the_committed_schemas_validate_the_examples_as_json_schema():
 
     from tthc_contracts.schema import example_events
 
-    for event_type, example in example_events().items():
+    examples_by_type = example_events()
+    assert examples_by_type  # one per dossier event type (the test above)
+    for event_type, example in examples_by_type.items():
         schema = all_schemas()[event_type]
-        jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(example["value"])
+        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+        value = example["value"]
+        assert [f"{e.json_path}: {e.message}" for e in validator.iter_errors(value)] == [], event_type
+        # ...and the schema is no rubber stamp: the example with a local time for occurred_at is refused
+        assert not validator.is_valid(changed(value, "occurred_at", "2026-02-13T10:00:00")), event_type
