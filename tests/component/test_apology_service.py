@@ -1,8 +1,6 @@
 """The apology service as one component: FastStream's in-memory Kafka, SQLite in tmp_path, HTTP through
 httpx's ASGI transport. The outbox is drained by hand (`apology.flush()`), so every test sees exactly
-what the service published, once.
-
-The event builders are at the top of this module (tests/support has no shared event factory yet).
+what the service published, once. Events come from tests/support/events.py.
 """
 
 from __future__ import annotations
@@ -12,10 +10,10 @@ import io
 import json
 import logging
 import re
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -32,21 +30,14 @@ from tthc_common.db import run_migrations, session_scope
 from tthc_common.dead_letter import HEADER_REASON
 from tthc_common.errors import MAX_PAGE, MAX_PAGE_SIZE
 from tthc_common.keys import hash_key
-from tthc_contracts import VN_TZ, derived_id
-from tthc_contracts.derived import (
-    AtRiskData,
-    ClosedData,
-    DeadlineAtRisk,
-    DeadlineClosed,
-    DeadlineOverdue,
-    DeadlineScheduled,
-    OverdueData,
-    ScheduledData,
-)
+from tthc_contracts import VN_TZ
 from tthc_contracts.events import Agency, Duration
 from tthc_contracts.timefmt import now_vn
 from tthc_core.apology import apology_id_for
 from tthc_core.calendar import CalendarBook
+
+from tests.support import events
+from tests.support.events import CRIMINAL_RECORD, extended, resolved, scheduled
 
 AGENCY = Agency(code="000.00.12.H10", name="Sở Tư pháp tỉnh Lạng Sơn")
 OTHER_AGENCY = Agency(code="000.00.15.H10", name="Sở Xây dựng tỉnh Lạng Sơn")
@@ -55,15 +46,9 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 OTHER_AUTH = {"Authorization": f"Bearer {OTHER_KEY}"}
 APPLICANT = 'Công ty TNHH Hoa & Lá <Việt> "Số 1"'
 DURATION = Duration(value=5, unit="working_days")
-DEADLINE_SOURCE = "tthc-deadline"
-ONE_STOP = "motcua-lang-son"
 
 DUE = datetime(2026, 3, 10, 17, 0, tzinfo=VN_TZ)  # a Tuesday
 CALENDAR = CalendarBook().for_agency(AGENCY.code)
-
-
-def ts(dt: datetime) -> str:
-    return dt.isoformat()
 
 
 def appointment(days_ahead: int = 14, hour: int = 10, minute: int = 0) -> datetime:
@@ -88,54 +73,14 @@ def vn(dt: datetime) -> str:
 
 # ---- events as the other services publish them ---------------------------------------------------
 
-def received(dossier_id: str, *, applicant: str = APPLICANT, agency: Agency = AGENCY,
-             at: datetime = datetime(2026, 3, 3, 9, 0, tzinfo=VN_TZ), event_id: str | None = None) -> dict[str, Any]:
-    return {
-        "event_id": event_id or str(uuid.uuid4()), "type": "dossier.received", "schema_version": 1,
-        "occurred_at": ts(at), "source": ONE_STOP, "dossier_id": dossier_id,
-        "data": {
-            "procedure": {"code": "1.001234", "name": "Cấp Phiếu lý lịch tư pháp", "field_code": "G13-TP01",
-                          "field_name": "Lý lịch tư pháp"},
-            "receiving_agency": agency.model_dump(), "handling_agency": agency.model_dump(),
-            "channel": "in_person", "duration": DURATION.model_dump(),
-            "applicant": {"kind": "organization", "name": applicant, "phone": "0912345678"},
-        },
-    }
-
-
-def extended(dossier_id: str, at: datetime, new_due_at: datetime) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid4()), "type": "dossier.extended", "schema_version": 1, "occurred_at": ts(at),
-            "source": ONE_STOP, "dossier_id": dossier_id,
-            "data": {"new_due_at": ts(new_due_at), "reason": "Chờ xác minh"}}
-
-
-def at_risk(dossier_id: str, due: datetime = DUE, agency: Agency = AGENCY, at: datetime | None = None) -> DeadlineAtRisk:
-    at = at or due - timedelta(days=1)
-    return DeadlineAtRisk(event_id=derived_id("deadline.at_risk", dossier_id, due), occurred_at=at,
-                          source=DEADLINE_SOURCE, dossier_id=dossier_id,
-                          data=AtRiskData(due_at=due, handling_agency=agency, duration=DURATION))
-
-
-def overdue(dossier_id: str, due: datetime = DUE, agency: Agency = AGENCY) -> DeadlineOverdue:
-    return DeadlineOverdue(event_id=derived_id("deadline.overdue", dossier_id, due), occurred_at=due,
-                           source=DEADLINE_SOURCE, dossier_id=dossier_id,
-                           data=OverdueData(due_at=due, handling_agency=agency, duration=DURATION))
-
-
-def closed(dossier_id: str, outcome: str, closed_at: datetime, due: datetime = DUE,
-           agency: Agency = AGENCY) -> DeadlineClosed:
-    late = 3.0 if outcome == "late" else None
-    return DeadlineClosed(event_id=derived_id("deadline.closed", dossier_id), occurred_at=closed_at,
-                          source=DEADLINE_SOURCE, dossier_id=dossier_id,
-                          data=ClosedData(outcome=outcome, closed_at=closed_at, due_at=due, late_by_hours=late,
-                                          handling_agency=agency, duration=DURATION))
-
-
-def rescheduled(dossier_id: str, new_due: datetime, at: datetime) -> DeadlineScheduled:
-    return DeadlineScheduled(event_id=derived_id("deadline.scheduled", dossier_id, new_due), occurred_at=at,
-                             source=DEADLINE_SOURCE, dossier_id=dossier_id,
-                             data=ScheduledData(due_at=new_due, at_risk_at=None, handling_agency=AGENCY,
-                                                basis="supplement_restart"))
+# This module's dossiers: a Phiếu lý lịch tư pháp of DURATION received on 03/03/2026 09:00 from an
+# organisation whose name and phone must never show in a log or a dead letter; due at DUE unless told.
+received = partial(events.received, when="2026-03-03T09:00", value=DURATION.value,
+                   unit=DURATION.unit, procedure=CRIMINAL_RECORD, agency=AGENCY, handling_agency=AGENCY,
+                   applicant=APPLICANT, applicant_kind="organization", phone="0912345678")
+at_risk = partial(events.at_risk, due=DUE)
+overdue = partial(events.overdue, due=DUE)
+closed = partial(events.closed, due=DUE)
 
 
 # ---- the service under test ----------------------------------------------------------------------
@@ -274,7 +219,7 @@ async def test_closing_on_time_cancels_the_draft(apology: Apology) -> None:
 
 
 async def test_late_close_without_an_issued_apology_drafts_a_late_result(apology: Apology) -> None:
-    await apology.deadline(closed("D-3", "late", DUE + timedelta(days=2)))
+    await apology.deadline(closed("D-3", "late", DUE + timedelta(days=2), late_by_hours=3.0))
     await apology.flush()
 
     drafted = apology.events("apology.drafted")
@@ -289,7 +234,7 @@ async def test_late_close_after_an_issued_apology_drafts_nothing_more(apology: A
     assert (await apology.issue(item["apology_id"])).status_code == 200
 
     await apology.deadline(overdue("D-4"))
-    await apology.deadline(closed("D-4", "late", DUE + timedelta(days=3)))
+    await apology.deadline(closed("D-4", "late", DUE + timedelta(days=3), late_by_hours=3.0))
     await apology.flush()
     assert len(apology.events("apology.drafted")) == 1  # no overdue draft, no late_result draft
 
@@ -303,7 +248,7 @@ async def test_overdue_without_an_at_risk_moment_drafts_once(apology: Apology) -
 
 async def test_a_moved_due_date_cancels_the_old_draft(apology: Apology) -> None:
     await apology.deadline(at_risk("D-6"))
-    await apology.deadline(rescheduled("D-6", DUE + timedelta(days=7), DUE - timedelta(hours=20)))
+    await apology.deadline(scheduled("D-6", DUE + timedelta(days=7), DUE - timedelta(hours=20)))
     await apology.flush()
     assert [c["data"]["reason"] for c in apology.events("apology.cancelled")] == ["the due date moved"]
 
@@ -321,7 +266,7 @@ async def test_extension_consumed_before_an_earlier_at_risk_still_cancels_it(apo
     # time) is read first. In event order the draft would have been cancelled by it; so it is.
     await apology.dossier(extended("D-8", DUE - timedelta(hours=3), DUE + timedelta(days=5)))
     await apology.deadline(at_risk("D-8"))
-    await apology.deadline(closed("D-8", "late", DUE + timedelta(days=6)))
+    await apology.deadline(closed("D-8", "late", DUE + timedelta(days=6), late_by_hours=3.0))
     await apology.flush()
     assert len(apology.events("apology.drafted")) == 1
     assert len(apology.events("apology.cancelled")) == 1
@@ -363,9 +308,7 @@ async def test_a_poison_message_inside_a_batch_is_set_aside_and_the_rest_of_the_
 
 
 async def test_other_dossier_events_are_acknowledged_and_ignored(apology: Apology) -> None:
-    await apology.dossier({"event_id": str(uuid.uuid4()), "type": "dossier.resolved", "schema_version": 1,
-                           "occurred_at": ts(DUE), "source": ONE_STOP, "dossier_id": "D-10",
-                           "data": {"result": "approved"}})
+    await apology.dossier(resolved("D-10", DUE))
     await apology.flush()
     assert apology.published == [] and apology.dead_letters == []
 
@@ -692,9 +635,9 @@ def test_a_letter_head_with_an_unknown_line_is_refused_at_start_up(monkeypatch: 
 
 async def test_the_earliest_receipt_wins_whatever_order_they_arrive_in(apology: Apology) -> None:
     await apology.deadline(at_risk("D-62"))
-    await apology.dossier(received("D-62", applicant="Người Sau", at=datetime(2026, 3, 3, 10, 0, tzinfo=VN_TZ)))
-    await apology.dossier(received("D-62", applicant="Người Trước", at=datetime(2026, 3, 3, 9, 0, tzinfo=VN_TZ)))
-    await apology.dossier(received("D-62", applicant="Người Sau Nữa", at=datetime(2026, 3, 4, 9, 0, tzinfo=VN_TZ)))
+    await apology.dossier(received("D-62", applicant="Người Sau", when="2026-03-03T10:00"))
+    await apology.dossier(received("D-62", applicant="Người Trước", when="2026-03-03T09:00"))
+    await apology.dossier(received("D-62", applicant="Người Sau Nữa", when="2026-03-04T09:00"))
     text = docx_text((await apology.client.get(
         f"/v1/apologies/{apology_id_for('D-62', 'at_risk', DUE)}.docx", headers=AUTH)).content)
     assert "Người Trước" in text and "Người Sau" not in text
@@ -755,11 +698,12 @@ async def test_an_officer_of_the_holding_agency_reads_every_letter_of_a_dossier(
     later_due = DUE + timedelta(days=7)
     await apology.dossier(received("D-65"))
     await apology.deadline(at_risk("D-65"))
-    await apology.deadline(rescheduled("D-65", later_due, DUE - timedelta(hours=20)))  # cancels it
+    await apology.deadline(scheduled("D-65", later_due, DUE - timedelta(hours=20)))  # cancels it
     await apology.deadline(overdue("D-65", due=later_due))
     overdue_id = apology_id_for("D-65", "overdue", later_due)
     assert (await apology.issue(overdue_id)).status_code == 200
-    await apology.deadline(closed("D-65", "late", later_due + timedelta(days=2), due=later_due))
+    await apology.deadline(closed("D-65", "late", later_due + timedelta(days=2), due=later_due,
+                                  late_by_hours=3.0))
 
     body = (await apology.client.get("/v1/dossiers/D-65/apologies", headers=AUTH)).json()
     assert body["holding_agency"] == AGENCY.model_dump()
@@ -1046,7 +990,7 @@ async def test_an_agency_template_replaces_the_bundled_letter(tmp_path: Any) -> 
         await apology.dossier(received("D-86"))
         await apology.deadline(at_risk("D-86"))
         await apology.deadline(at_risk("D-87", agency=OTHER_AGENCY))
-        await apology.dossier(received("D-87", agency=OTHER_AGENCY))
+        await apology.dossier(received("D-87", agency=OTHER_AGENCY, handling_agency=OTHER_AGENCY))
         own = await apology.client.get(f"/v1/apologies/{apology_id_for('D-86', 'at_risk', DUE)}.docx", headers=AUTH)
         other = await apology.client.get(f"/v1/apologies/{apology_id_for('D-87', 'at_risk', DUE)}.docx",
                                          headers=OTHER_AUTH)

@@ -3,8 +3,7 @@ publishes the same events as the same messages one by one, whatever the batch cu
 dossiers and the redeliveries; and the spec's examples give their expected apologies.
 
 Inputs come from the pure core, as the deadline service would publish them: a simulated day of dossiers
-(tthc_sim) folded by `tthc_core.deadlines.fold`. Event builders live here (tests/support has no shared
-factory yet).
+(tthc_sim) folded by `tthc_core.deadlines.fold`; a hand-made receipt comes from tests/support/events.py.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from tthc_core.deadlines import fold
 from tthc_core.replay import run_apologies
 from tthc_sim import generate_days
 
+from tests.support.events import CRIMINAL_RECORD, parsed, received
 from tests.support.examples import apology_key, examples
 
 TOPIC = "tthc.apology-events.v1"
@@ -223,15 +223,10 @@ def test_a_batch_locks_reads_and_writes_each_dossier_once(engine: Engine) -> Non
 
 
 def test_the_earliest_receipt_is_kept_when_several_arrive_in_one_batch(engine: Engine) -> None:
-    def receipt(name: str, at: str, event_id: str) -> Any:
-        return parse_dossier_event({
-            "event_id": event_id, "type": "dossier.received", "schema_version": 1,
-            "occurred_at": at, "source": "motcua-lang-son", "dossier_id": "D-R",
-            "data": {"procedure": {"code": "1.001234", "name": "Cấp Phiếu lý lịch tư pháp",
-                                   "field_code": "G13-TP01", "field_name": "Lý lịch tư pháp"},
-                     "receiving_agency": {"code": "000.00.12.H10", "name": "Sở Tư pháp tỉnh Lạng Sơn"},
-                     "channel": "online", "duration": {"value": 5, "unit": "working_days"},
-                     "applicant": {"kind": "citizen", "name": name}}})
+    def receipt(name: str, when: str, event_id: str) -> Any:
+        (ev,) = parsed(received("D-R", when, 5, procedure=CRIMINAL_RECORD, channel="online", applicant=name,
+                                event_id=event_id))
+        return ev
 
     later = receipt("Người Sau", "2026-03-03T10:00:00+07:00", "00000000-0000-4000-8000-000000000002")
     first = receipt("Người Trước", "2026-03-03T09:00:00+07:00", "00000000-0000-4000-8000-000000000003")

@@ -27,6 +27,7 @@ from tthc_common.publish import encode_event
 from tthc_common.settings import ServiceSettings, service_settings_config
 from tthc_contracts import derived_id, parse_dossier_event
 
+from tests.support import events
 from tests.support.examples import examples
 
 INTAKE_MIGRATIONS = Path(__file__).resolve().parents[2] / "services/intake/src/tthc_intake/migrations"
@@ -166,9 +167,8 @@ async def relay_setup(engine: sa.Engine) -> AsyncIterator[tuple[OutboxRelay, lis
 
 
 def _derived(dossier_id: str, n: int) -> dict[str, Any]:
-    return {"event_id": derived_id("test", dossier_id, n), "type": "deadline.scheduled", "schema_version": 1,
-            "occurred_at": "2026-02-13T10:00:00+07:00", "source": "deadline", "dossier_id": dossier_id,
-            "data": {"n": n, "note": "Sở Tư pháp"}}
+    return events.event("deadline.scheduled", "2026-02-13T10:00", {"n": n, "note": "Sở Tư pháp"}, dossier_id,
+                        event_id=derived_id("test", dossier_id, n), source="deadline")
 
 
 async def test_the_relay_publishes_rows_in_order_keyed_and_deletes_them(

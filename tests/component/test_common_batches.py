@@ -34,6 +34,8 @@ from tthc_common.dead_letter import (
 from tthc_common.settings import ServiceSettings, service_settings_config
 from tthc_contracts.events import parse_dossier_event
 
+from tests.support.events import changed, event
+
 
 class ToySettings(ServiceSettings):
     model_config = service_settings_config("TOY_")
@@ -182,13 +184,14 @@ async def test_an_event_breaking_the_contract_is_set_aside_without_its_personal_
     runners = make_runners(toy.settings, engine=engine, broker=router.broker, registry=CollectorRegistry())
     runner = runners("toy.dossiers", parse=lambda r: parse_dossier_event(record_json(r)),
                      unit=lambda session, items: None)
-    event = {"event_id": "7d0c8a4e-31a5-4c0e-9d55-0a9b8f0f3a11", "type": "dossier.received",
-             "schema_version": 1, "occurred_at": "2026-02-13T10:00:00", "source": "s", "dossier_id": "D-1",
-             "data": {"applicant": {"kind": "citizen", "name": "Trần Thị Bí Mật"}}}
+    applicant = {"kind": "citizen", "name": "Trần Thị Bí Mật"}
+    receipt = event("dossier.received", "2026-02-13T10:00", {"applicant": applicant}, "D-1",
+                    event_id="7d0c8a4e-31a5-4c0e-9d55-0a9b8f0f3a11", source="s")
+    naive = changed(receipt, "occurred_at", "2026-02-13T10:00:00")  # no UTC offset (and no procedure)
 
     class Record:
         topic, partition, offset, key, headers = "dl.dossiers", 0, 7, b"D-1", []
-        value = json.dumps(event).encode()
+        value = json.dumps(naive).encode()
 
     await runner.run([Record()])
     dead = toy.dead

@@ -10,11 +10,11 @@ import json
 import random
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,37 +23,25 @@ import pytest
 import sqlalchemy as sa
 from faststream.kafka import TestKafkaBroker
 
+from tests.support import events
+from tests.support.events import AGENCY, CRIMINAL_RECORD, changed, event, resolved
+from tests.support.examples import examples
 from tthc_common.broker import KafkaMessage
 from tthc_contracts.derived import Tick
 from tthc_core.calendar_config import CalendarFileError
 from tthc_deadline.app import create_app
 from tthc_deadline.config import DeadlineSettings
 
-EXAMPLE_05 = Path(__file__).resolve().parents[2].parent / "shared/spec/examples/05-extension-transfer-766"
-if not EXAMPLE_05.exists():  # the spec folder sits beside the repository
-    EXAMPLE_05 = Path("/work/shared/spec/examples/05-extension-transfer-766")
-SOURCE = "motcua-lang-son"
-AGENCY = {"code": "000.00.12.H10", "name": "Sở Tư pháp tỉnh Lạng Sơn"}
+EXAMPLE_05 = next(e for e in examples() if e.name == "05-extension-transfer-766")
 APPLICANT_NAME = "Nguyễn Thị Riêng Tư"
 
 
 # ---- events ---------------------------------------------------------------------------------------
 
-def event(type_: str, dossier_id: str, occurred_at: str, data: dict[str, Any] | None = None,
-          event_id: str | None = None) -> dict[str, Any]:
-    return {"event_id": event_id or str(uuid.uuid4()), "type": type_, "schema_version": 1,
-            "occurred_at": occurred_at, "source": SOURCE, "dossier_id": dossier_id, "data": data or {}}
-
-
-def received(dossier_id: str, occurred_at: str, *, value: float = 3, unit: str = "working_days",
-             agency: dict[str, str] = AGENCY, event_id: str | None = None) -> dict[str, Any]:
-    return event("dossier.received", dossier_id, occurred_at, {
-        "procedure": {"code": "1.001234", "name": "Cấp Phiếu lý lịch tư pháp", "field_code": "G13-TP01",
-                      "field_name": "Lý lịch tư pháp"},
-        "receiving_agency": agency, "handling_agency": agency, "channel": "in_person",
-        "duration": {"value": value, "unit": unit},
-        "applicant": {"kind": "citizen", "name": APPLICANT_NAME, "phone": "0912345678"},
-    }, event_id)
+# This module's dossiers: a Phiếu lý lịch tư pháp at the Sở Tư pháp, whose applicant's name and phone must
+# never show in a log, a dead letter or a metric.
+received = partial(events.received, procedure=CRIMINAL_RECORD, handling_agency=AGENCY,
+                   applicant=APPLICANT_NAME, phone="0912345678")
 
 
 # ---- the service under test -----------------------------------------------------------------------
@@ -221,9 +209,8 @@ async def test_events_move_time_for_other_dossiers_too(deadline: Deadline) -> No
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_example_05_shuffled_with_duplicates_gives_the_expected_rows(tmp_path: Path, seed: int) -> None:
-    lines = [ln for ln in (EXAMPLE_05 / "events.jsonl").read_text(encoding="utf-8").splitlines() if ln.strip()]
-    expected = [json.loads(ln) for ln in (EXAMPLE_05 / "expected-dossiers.jsonl").read_text(encoding="utf-8")
-                .splitlines() if ln.strip()]
+    lines = EXAMPLE_05.event_lines()
+    expected = EXAMPLE_05.expected_dossiers()
     rng = random.Random(seed)
     stream = lines + rng.sample(lines, 5)  # some events twice more
     rng.shuffle(stream)
@@ -268,7 +255,7 @@ async def test_a_redelivered_event_is_processed_once(deadline: Deadline) -> None
 
 
 async def test_poison_messages_go_to_dead_letter_and_the_next_message_is_processed(deadline: Deadline) -> None:
-    naive = received("D-0004", "2026-03-09T09:00:00")  # no UTC offset: refused by the contract
+    naive = changed(received("D-0004"), "occurred_at", "2026-03-09T09:00:00")  # no UTC offset: refused
     await deadline.send(b"{not json", naive, received("D-0005", "2026-03-09T09:00:00+07:00"))
     await deadline.settled()
 
@@ -283,8 +270,8 @@ async def test_poison_messages_go_to_dead_letter_and_the_next_message_is_process
 
 
 async def test_an_event_before_its_receipt_is_held_then_applied(deadline: Deadline) -> None:
-    await deadline.send(event("dossier.supplement_requested", "D-0006", "2026-03-10T10:00:00+07:00",
-                              {"reason": "Thiếu tờ khai"}))
+    await deadline.send(event("dossier.supplement_requested", "2026-03-10T10:00:00+07:00",
+                              {"reason": "Thiếu tờ khai"}, "D-0006"))
     await deadline.settled()
     response = await deadline.dossier("D-0006")
     assert response.status_code == 404
@@ -411,8 +398,8 @@ async def test_list_filters_by_agency_and_state_with_pages(deadline: Deadline) -
     other = {"code": "000.30.21.H10", "name": "UBND xã Hữu Lũng"}
     for i in range(5):
         await deadline.send(received(f"D-1{i}", "2026-03-09T09:00:00+07:00"))
-    await deadline.send(received("D-20", "2026-03-09T09:00:00+07:00", agency=other))
-    await deadline.send(event("dossier.resolved", "D-11", "2026-03-09T15:00:00+07:00", {"result": "approved"}))
+    await deadline.send(received("D-20", "2026-03-09T09:00:00+07:00", agency=other, handling_agency=other))
+    await deadline.send(resolved("D-11", "2026-03-09T15:00:00+07:00"))
     await deadline.settled()
 
     page1 = (await deadline.http.get("/v1/dossiers", params={"agency": AGENCY["code"], "page_size": 2})).json()
@@ -465,7 +452,7 @@ async def test_a_changed_calendar_reschedules_open_dossiers_at_start_up(tmp_path
     async with running_deadline(settings) as deadline:
         await deadline.send(received("D-MOVED", "2026-03-09T09:00:00+07:00"),  # due Thu 12/03 09:00
                             received("D-CLOSED", "2026-03-09T10:00:00+07:00"),
-                            event("dossier.resolved", "D-CLOSED", "2026-03-09T11:00:00+07:00", {"result": "approved"}),
+                            resolved("D-CLOSED", "2026-03-09T11:00:00+07:00"),
                             received("D-LATER", "2026-03-11T09:00:00+07:00"))  # after the closure: unmoved
         await deadline.settled()
         closed_before = (await deadline.dossier("D-CLOSED")).json()

@@ -2,8 +2,6 @@
 
 Every refusal is checked twice: the response names the event and the field in the one error shape, and
 nothing was published (nor recorded as accepted: the same valid event posted afterwards is still new).
-The event builders are at the top of this module (there is no shared `tests/support/events.py` on this
-branch).
 """
 
 from __future__ import annotations
@@ -29,7 +27,10 @@ from tthc_intake.app import create_app
 from tthc_intake.config import IntakeSettings
 from tthc_intake.publisher import BrokerUnavailable, PublishRefused
 
-SOURCE = "motcua-lang-son"
+from tests.support import events
+from tests.support.events import changed
+
+SOURCE = events.SOURCE  # the factory's events are of this source, bound to KEY
 KEY = "lang-son-secret-key"
 OTHER_SOURCE = "motcua-cao-bang"
 OTHER_KEY = "cao-bang-secret-key"
@@ -37,48 +38,18 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 APPLICANT_NAME = "Nguyễn Văn Riêng"
 
 
-# ---- event builders ---------------------------------------------------------------------------
+# ---- events -----------------------------------------------------------------------------------
+# From tests/support/events.py; this module's dossier is the README's example, received Fri 13/02/2026.
+
+DOSSIER_ID = "000.00.12.H10-260213-0001"
 
 
-def envelope(event_type: str, dossier_id: str, occurred_at: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid4()), "type": event_type, "schema_version": 1, "occurred_at": occurred_at,
-            "source": SOURCE, "dossier_id": dossier_id, "data": data}
+def received(dossier_id: str = DOSSIER_ID) -> dict[str, Any]:
+    return events.received(dossier_id, "2026-02-13T10:00", 5, applicant=APPLICANT_NAME, phone="0912345678")
 
 
-def received(dossier_id: str = "000.00.12.H10-260213-0001", **overrides: Any) -> dict[str, Any]:
-    event = envelope("dossier.received", dossier_id, "2026-02-13T10:00:00+07:00", {
-        "procedure": {"code": "2.000567", "name": "Đăng ký thành lập doanh nghiệp tư nhân",
-                      "field_code": "G09-KH02", "field_name": "Thành lập và hoạt động doanh nghiệp"},
-        "receiving_agency": {"code": "000.00.12.H10", "name": "Sở Tư pháp tỉnh Lạng Sơn"},
-        "channel": "in_person",
-        "duration": {"value": 5, "unit": "working_days"},
-        "applicant": {"kind": "citizen", "name": APPLICANT_NAME, "phone": "0912345678"},
-    })
-    event.update(overrides)
-    return event
-
-
-def resolved(dossier_id: str = "000.00.12.H10-260213-0001") -> dict[str, Any]:
-    return envelope("dossier.resolved", dossier_id, "2026-02-20T15:00:00+07:00", {"result": "approved"})
-
-
-def extended(dossier_id: str = "000.00.12.H10-260213-0001", new_due_at: str = "2026-03-02T10:00:00+07:00") -> dict:
-    return envelope("dossier.extended", dossier_id, "2026-02-26T16:00:00+07:00",
-                    {"new_due_at": new_due_at, "reason": "Chờ kết quả xác minh"})
-
-
-def changed(event: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of `event` with the dotted `path` set to `value` (or removed when `value` is KeyError)."""
-    event = copy.deepcopy(event)
-    *parents, last = path.split(".")
-    node = event
-    for part in parents:
-        node = node[part]
-    if value is KeyError:
-        del node[last]
-    else:
-        node[last] = value
-    return event
+def resolved(dossier_id: str = DOSSIER_ID) -> dict[str, Any]:
+    return events.resolved(dossier_id, "2026-02-20T15:00")
 
 
 def padded(event: dict[str, Any], total_bytes: int) -> dict[str, Any]:
@@ -372,7 +343,9 @@ async def test_an_invalid_event_refuses_the_whole_batch(intake: Intake, path: st
 
 
 async def test_a_new_due_date_beyond_ten_years_is_refused(intake: Intake) -> None:
-    response = await intake.post(extended(new_due_at="9999-12-31T23:59:59+07:00"))
+    extended = events.extended(DOSSIER_ID, "2026-02-26T16:00", new_due_at="9999-12-31T23:59:59+07:00",
+                               reason="Chờ kết quả xác minh")
+    response = await intake.post(extended)
 
     assert response.status_code == 422
     assert assert_error_shape(response) == [

@@ -13,8 +13,6 @@ The test fails when the page shows the agency's code instead of its name, a date
 or a wrong issued number, and when the page is wider than a 390 px phone. It writes the pictures of
 `docs/images/`: inbox-desktop.png, inbox-phone.png and dossier-letters.png (the data and dates are fixed
 but for the issuing date, today's).
-
-The event builders are at the top of this module (tests/support has no shared event factory yet).
 """
 
 from __future__ import annotations
@@ -43,20 +41,16 @@ import docx
 import httpx
 import pytest
 from tthc_common.keys import hash_key
-from tthc_contracts import VN_TZ, derived_id, parse_ts
-from tthc_contracts.derived import (
-    AtRiskData,
-    DeadlineAtRisk,
-    DeadlineOverdue,
-    DeadlineScheduled,
-    OverdueData,
-    ScheduledData,
-)
+from tthc_contracts import VN_TZ, parse_ts
+from tthc_contracts.derived import DeadlineAtRisk, DeadlineOverdue
 from tthc_contracts.events import Agency, Duration
 from tthc_contracts.timefmt import now_vn
 from tthc_contracts.topics import Topics
 from tthc_core.apology import apology_id_for
 from tthc_core.calendar import CalendarBook
+
+from tests.support import events
+from tests.support.events import CRIMINAL_RECORD, at_risk, overdue, scheduled
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "docs" / "images"
@@ -70,7 +64,6 @@ AGENCY_A = Agency(code="000.00.12.H10", name="Sở Tư pháp tỉnh Lạng Sơn"
 AGENCY_B = Agency(code="000.00.15.H10", name="Sở Xây dựng tỉnh Lạng Sơn")
 KEY_A, KEY_B = f"officer-a-{uuid.uuid4().hex}", f"officer-b-{uuid.uuid4().hex}"
 DURATION = Duration(value=5, unit="working_days")
-ONE_STOP = "motcua-lang-son"
 CALENDAR = CalendarBook().for_agency(AGENCY_A.code)
 
 
@@ -137,53 +130,32 @@ def closed_day_before(moment: datetime) -> datetime:
 
 # ---- what the other services publish ------------------------------------------------------------
 
-def received(case: Case) -> dict[str, Any]:
+def receipt(case: Case) -> dict[str, Any]:
     assert case.applicant is not None
     name = unicodedata.normalize("NFD", case.applicant) if case.send_nfd else case.applicant
-    return {
-        "event_id": str(uuid.uuid4()), "type": "dossier.received", "schema_version": 1,
-        "occurred_at": (case.due - timedelta(days=7)).replace(hour=9).isoformat(), "source": ONE_STOP,
-        "dossier_id": case.dossier_id,
-        "data": {
-            "procedure": {"code": "1.001234", "name": case.procedure, "field_code": "G13-TP01",
-                          "field_name": "Lý lịch tư pháp"},
-            "receiving_agency": case.agency.model_dump(), "handling_agency": case.agency.model_dump(),
-            "channel": "in_person", "duration": DURATION.model_dump(),
-            "applicant": {"kind": case.applicant_kind, "name": name, "phone": "0912345678"},
-        },
-    }
-
-
-def at_risk(dossier_id: str, agency: Agency, due: datetime) -> DeadlineAtRisk:
-    return DeadlineAtRisk(event_id=derived_id("deadline.at_risk", dossier_id, due), occurred_at=due - timedelta(days=1),
-                          source="tthc-deadline", dossier_id=dossier_id,
-                          data=AtRiskData(due_at=due, handling_agency=agency, duration=DURATION))
+    return events.received(
+        case.dossier_id, (case.due - timedelta(days=7)).replace(hour=9), DURATION.value, DURATION.unit,
+        procedure=CRIMINAL_RECORD | {"name": case.procedure}, agency=case.agency, handling_agency=case.agency,
+        applicant=name, applicant_kind=case.applicant_kind, phone="0912345678")
 
 
 def deadline_event(case: Case) -> DeadlineAtRisk | DeadlineOverdue:
-    if case.kind == "at_risk":
-        return at_risk(case.dossier_id, case.agency, case.due)
-    return DeadlineOverdue(
-        event_id=derived_id("deadline.overdue", case.dossier_id, case.due), occurred_at=case.due,
-        source="tthc-deadline", dossier_id=case.dossier_id,
-        data=OverdueData(due_at=case.due, handling_agency=case.agency, duration=DURATION))
+    build = at_risk if case.kind == "at_risk" else overdue
+    return build(case.dossier_id, case.due, agency=case.agency)
 
 
 def earlier_story(case: Case) -> list[Any]:
     """An at-risk moment for the first due date, then a supplementation that moved it (the draft is
     cancelled): what the dossier's letters page tells."""
-    moved = DeadlineScheduled(
-        event_id=derived_id("deadline.scheduled", case.dossier_id, case.due), occurred_at=FIRST_DUE - timedelta(hours=7),
-        source="tthc-deadline", dossier_id=case.dossier_id,
-        data=ScheduledData(due_at=case.due, at_risk_at=None, handling_agency=case.agency, basis="supplement_restart"))
-    return [at_risk(case.dossier_id, case.agency, FIRST_DUE), moved]
+    moved = scheduled(case.dossier_id, case.due, FIRST_DUE - timedelta(hours=7), agency=case.agency)
+    return [at_risk(case.dossier_id, FIRST_DUE, agency=case.agency), moved]
 
 
 Message = tuple[str, str, bytes]  # topic, key (the dossier id), value
 
 
 def receipts(topics: Topics, cases: list[Case]) -> list[Message]:
-    return [(topics.dossier_events, c.dossier_id, json.dumps(received(c), ensure_ascii=False).encode())
+    return [(topics.dossier_events, c.dossier_id, json.dumps(receipt(c), ensure_ascii=False).encode())
             for c in cases if c.applicant is not None]
 
 

@@ -2,8 +2,6 @@
 Kafka broker and a REAL PostgreSQL database (fixtures from tests/conftest.py: kafka_bootstrap,
 postgres_url, pg_database_url, topic_prefix, free_port). Events go in with a plain Kafka producer, results
 are read over HTTP, from the database and from the apology-events topic.
-
-The event builders are at the top of this module (tests/support has no shared event factory yet).
 """
 
 from __future__ import annotations
@@ -27,26 +25,19 @@ import httpx
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pydantic import BaseModel
 from tthc_apology.consumers import DEADLINE_GROUP_SUFFIX
 from tthc_common.db import make_engine
 from tthc_common.keys import hash_key
-from tthc_contracts import VN_TZ, derived_id
-from tthc_contracts.derived import (
-    AtRiskData,
-    ClosedData,
-    DeadlineAtRisk,
-    DeadlineClosed,
-    DeadlineOverdue,
-    DeadlineScheduled,
-    OverdueData,
-    ScheduledData,
-)
-from tthc_contracts.events import Agency, Duration
+from tthc_contracts import VN_TZ
+from tthc_contracts.events import Agency
 from tthc_contracts.timefmt import now_vn
 from tthc_contracts.topics import Topics
 from tthc_core.apology import apology_id_for
 from tthc_core.calendar import CalendarBook
 
+from tests.support import events
+from tests.support.events import CRIMINAL_RECORD, at_risk, closed, extended, overdue, scheduled
 from tests.support.infra import free_ports, fresh_databases
 
 AGENCY = Agency(code="000.00.12.H10", name="Sở Tư pháp tỉnh Lạng Sơn")
@@ -54,7 +45,6 @@ KEY = "integration-officer-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 APPLICANT = "Hộ kinh doanh Bánh & Trà <Mẫu Sơn>"
 DUE = datetime(2026, 3, 10, 17, 0, tzinfo=VN_TZ)
-DURATION = Duration(value=5, unit="working_days")
 
 
 def appointment(days_ahead: int = 14, hour: int = 10) -> str:
@@ -65,58 +55,19 @@ def appointment(days_ahead: int = 14, hour: int = 10) -> str:
 
 
 # ---- events as intake and the deadline service publish them ------------------------------------------
+# From tests/support/events.py. A dossier's receipt and extension have stable ids: sent twice, they are
+# one event redelivered.
+
+def stable_id(kind: str, dossier_id: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{dossier_id}"))
+
 
 def received(dossier_id: str) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"received/{dossier_id}")), "type": "dossier.received",
-        "schema_version": 1, "occurred_at": "2026-03-03T09:00:00+07:00", "source": "motcua-lang-son",
-        "dossier_id": dossier_id,
-        "data": {
-            "procedure": {"code": "1.001234", "name": "Cấp Phiếu lý lịch tư pháp", "field_code": "G13-TP01",
-                          "field_name": "Lý lịch tư pháp"},
-            "receiving_agency": AGENCY.model_dump(), "channel": "online",
-            "duration": {"value": 5, "unit": "working_days"},
-            "applicant": {"kind": "citizen", "name": APPLICANT},
-        },
-    }
+    return events.received(dossier_id, "2026-03-03T09:00", 5, procedure=CRIMINAL_RECORD, agency=AGENCY,
+                           channel="online", applicant=APPLICANT, event_id=stable_id("received", dossier_id))
 
 
-def extended(dossier_id: str, at: datetime) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"extended/{dossier_id}")), "type": "dossier.extended",
-            "schema_version": 1, "occurred_at": at.isoformat(), "source": "motcua-lang-son",
-            "dossier_id": dossier_id, "data": {"new_due_at": (at + timedelta(days=7)).isoformat(),
-                                               "reason": "Chờ xác minh"}}
-
-
-def overdue(dossier_id: str, due: datetime = DUE) -> dict[str, Any]:
-    event = DeadlineOverdue(event_id=derived_id("deadline.overdue", dossier_id, due), occurred_at=due,
-                            source="tthc-deadline", dossier_id=dossier_id,
-                            data=OverdueData(due_at=due, handling_agency=AGENCY, duration=DURATION))
-    return event.model_dump(mode="json")
-
-
-def at_risk(dossier_id: str, due: datetime = DUE) -> dict[str, Any]:
-    return DeadlineAtRisk(event_id=derived_id("deadline.at_risk", dossier_id, due), occurred_at=due - timedelta(days=1),
-                          source="tthc-deadline", dossier_id=dossier_id,
-                          data=AtRiskData(due_at=due, handling_agency=AGENCY, duration=DURATION)).model_dump(mode="json")
-
-
-def closed(dossier_id: str, outcome: str, at: datetime, due: datetime = DUE) -> dict[str, Any]:
-    return DeadlineClosed(event_id=derived_id("deadline.closed", dossier_id), occurred_at=at, source="tthc-deadline",
-                          dossier_id=dossier_id,
-                          data=ClosedData(outcome=outcome, closed_at=at, due_at=due,
-                                          late_by_hours=2.0 if outcome == "late" else None,
-                                          handling_agency=AGENCY, duration=DURATION)).model_dump(mode="json")
-
-
-def rescheduled(dossier_id: str, due: datetime, at: datetime) -> dict[str, Any]:
-    return DeadlineScheduled(event_id=derived_id("deadline.scheduled", dossier_id, due), occurred_at=at,
-                             source="tthc-deadline", dossier_id=dossier_id,
-                             data=ScheduledData(due_at=due, at_risk_at=None, handling_agency=AGENCY,
-                                                basis="supplement_restart")).model_dump(mode="json")
-
-
-def many_dossiers(n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def many_dossiers(n: int) -> tuple[list[dict[str, Any]], list[Any]]:
     """(dossier events, deadline events) of `n` dossiers, each in its own order, with every rule at work:
     at-risk then closed on time (cancelled), overdue without an at-risk moment, a moved due date, a late
     close, an extension recorded by the one-stop software, redeliveries."""
@@ -132,14 +83,18 @@ def many_dossiers(n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             deadline_events += [overdue(d, due), overdue(d, due)]
         elif case == 2:
             later = due + timedelta(days=7)
-            deadline_events += [at_risk(d, due), rescheduled(d, later, due - timedelta(hours=20)), at_risk(d, later)]
+            moved = scheduled(d, later, due - timedelta(hours=20))
+            deadline_events += [at_risk(d, due), moved, at_risk(d, later)]
         elif case == 3:
-            deadline_events += [at_risk(d, due), overdue(d, due), closed(d, "late", due + timedelta(days=2), due)]
+            deadline_events += [at_risk(d, due), overdue(d, due),
+                                closed(d, "late", due + timedelta(days=2), due, late_by_hours=2.0)]
         elif case == 4:
             deadline_events += [at_risk(d, due)]
-            dossier_events.append(extended(d, due - timedelta(hours=2)))
+            at = due - timedelta(hours=2)
+            dossier_events.append(extended(d, at, new_due_at=at + timedelta(days=7),
+                                           event_id=stable_id("extended", d)))
         else:
-            deadline_events += [closed(d, "late", due + timedelta(days=1), due)]
+            deadline_events += [closed(d, "late", due + timedelta(days=1), due, late_by_hours=2.0)]
         if i % 10 == 0:
             dossier_events.append(received(d))  # the same receipt once more
     return dossier_events, deadline_events
@@ -156,11 +111,14 @@ async def create_topics(bootstrap: str, topics: list[str], partitions: int = 4) 
         await admin.close()
 
 
-async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]] | list[bytes], key: str = "") -> None:
+async def produce(bootstrap: str, topic: str, events: list[Any], key: str = "") -> None:
+    """Dicts and typed events as JSON, bytes as they are."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for event in events:
+            if isinstance(event, BaseModel):
+                event = event.model_dump(mode="json")
             value = event if isinstance(event, bytes) else json.dumps(event, ensure_ascii=False).encode()
             k = key or (event["dossier_id"] if isinstance(event, dict) else "x")
             await producer.send(topic, value, key=k.encode())
@@ -287,9 +245,9 @@ async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_becomes
     await create_topics(kafka_bootstrap, [topics.dossier_events, topics.deadline_events])
     # In Kafka before the service starts: read as one batch, the poison messages among the good ones.
     await produce(kafka_bootstrap, topics.dossier_events, [received("D-1"), received("D-2")])
-    not_an_event = json.dumps({**overdue("D-1"), "data": {"due_at": "tomorrow"}}).encode()
-    await produce(kafka_bootstrap, topics.deadline_events,
-                  [b"{poison", overdue("D-1"), not_an_event, overdue("D-2"), overdue("D-1")], key="D-1")
+    d1, d2 = overdue("D-1", DUE), overdue("D-2", DUE)
+    not_an_event = json.dumps({**d1.model_dump(mode="json"), "data": {"due_at": "tomorrow"}}).encode()
+    await produce(kafka_bootstrap, topics.deadline_events, [b"{poison", d1, not_an_event, d2, d1], key="D-1")
     async with apology_process(bootstrap=kafka_bootstrap, database_url=pg_database_url, prefix=topic_prefix,
                                group=f"{topic_prefix}apology", port=free_port, workdir=tmp_path) as client:
         async def drafted_and_ready() -> list[dict[str, Any]]:
@@ -335,7 +293,7 @@ async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_becomes
 async def test_a_restart_and_a_replay_with_a_new_consumer_group_still_leave_one_draft(
         kafka_bootstrap: str, pg_database_url: str, topic_prefix: str, free_port: int, tmp_path: Path) -> None:
     topics = Topics(topic_prefix)
-    inputs = {topics.dossier_events: [received("D-2")], topics.deadline_events: [overdue("D-2"), overdue("D-2")]}
+    inputs = {topics.dossier_events: [received("D-2")], topics.deadline_events: [overdue("D-2", DUE)] * 2}
     first_group, second_group = f"{topic_prefix}apology", f"{topic_prefix}apology-replay"
 
     async with apology_process(bootstrap=kafka_bootstrap, database_url=pg_database_url, prefix=topic_prefix,
@@ -372,7 +330,7 @@ async def test_concurrent_issuing_on_postgresql_never_repeats_a_number(
     dossiers = [f"D-3{n:02d}" for n in range(15)]
     async with apology_process(bootstrap=kafka_bootstrap, database_url=pg_database_url, prefix=topic_prefix,
                                group=f"{topic_prefix}apology", port=free_port, workdir=tmp_path) as client:
-        await produce(kafka_bootstrap, topics.deadline_events, [overdue(d) for d in dossiers])
+        await produce(kafka_bootstrap, topics.deadline_events, [overdue(d, DUE) for d in dossiers])
 
         async def all_drafted() -> bool:
             return len(await list_items(client)) == len(dossiers)

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,29 +32,19 @@ from tthc_contracts.derived import Tick
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import fold
 
+from tests.support import events
+from tests.support.events import AGENCY, CRIMINAL_RECORD, event, extended, resolved
 from tests.support.infra import free_ports, fresh_databases
 
-SOURCE = "motcua-lang-son"
-AGENCY = {"code": "000.00.12.H10", "name": "Sở Tư pháp tỉnh Lạng Sơn"}
 COMMUNE = {"code": "000.30.21.H10", "name": "UBND xã Hữu Lũng"}
 REPO = Path(__file__).resolve().parents[2]
 
 
 # ---- events -----------------------------------------------------------------------------------------
 
-def event(type_: str, dossier_id: str, at: datetime, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid4()), "type": type_, "schema_version": 1, "occurred_at": format_ts(at),
-            "source": SOURCE, "dossier_id": dossier_id, "data": data or {}}
-
-
-def received(dossier_id: str, at: datetime, value: float, unit: str) -> dict[str, Any]:
-    return event("dossier.received", dossier_id, at, {
-        "procedure": {"code": "1.001234", "name": "Cấp Phiếu lý lịch tư pháp", "field_code": "G13-TP01",
-                      "field_name": "Lý lịch tư pháp"},
-        "receiving_agency": AGENCY, "handling_agency": AGENCY, "channel": "online",
-        "duration": {"value": value, "unit": unit},
-        "applicant": {"kind": "citizen", "name": "Lê Văn Thử", "phone": "0912345678"},
-    })
+# This module's dossiers: a Phiếu lý lịch tư pháp at the Sở Tư pháp, applied for online.
+received = partial(events.received, procedure=CRIMINAL_RECORD, handling_agency=AGENCY, channel="online",
+                   applicant="Lê Văn Thử", phone="0912345678")
 
 
 def dossier_stream(rng: random.Random, count: int) -> list[dict[str, Any]]:
@@ -70,24 +61,23 @@ def dossier_stream(rng: random.Random, count: int) -> list[dict[str, Any]]:
         events.append(received(dossier_id, t, value, unit))
         if rng.random() < 0.3:
             t += timedelta(hours=2)
-            events.append(event("dossier.transferred", dossier_id, t, {"to_agency": COMMUNE}))
+            events.append(event("dossier.transferred", t, {"to_agency": COMMUNE}, dossier_id))
         if rng.random() < 0.4:
             t += timedelta(days=1)
-            events.append(event("dossier.supplement_requested", dossier_id, t, {"reason": "Thiếu tờ khai"}))
+            events.append(event("dossier.supplement_requested", t, {"reason": "Thiếu tờ khai"}, dossier_id))
             t += timedelta(days=rng.randint(1, 4))
-            events.append(event("dossier.supplement_received", dossier_id, t, {"channel": "in_person"}))
+            events.append(event("dossier.supplement_received", t, {"channel": "in_person"}, dossier_id))
         if rng.random() < 0.25:
             t += timedelta(days=1)
-            events.append(event("dossier.paused", dossier_id, t, {"reason": "financial_obligation"}))
+            events.append(event("dossier.paused", t, {"reason": "financial_obligation"}, dossier_id))
             t += timedelta(days=2)
-            events.append(event("dossier.resumed", dossier_id, t))
+            events.append(event("dossier.resumed", t, dossier_id=dossier_id))
         if rng.random() < 0.2:
             t += timedelta(days=1)
-            events.append(event("dossier.extended", dossier_id, t,
-                                {"new_due_at": format_ts(t + timedelta(days=20)), "reason": "Chờ xác minh"}))
+            events.append(extended(dossier_id, t, new_due_at=t + timedelta(days=20), reason="Chờ xác minh"))
         if rng.random() < 0.7:
             t += timedelta(days=rng.randint(1, 15), hours=rng.randint(0, 6))
-            events.append(event("dossier.resolved", dossier_id, t, {"result": "approved"}))
+            events.append(resolved(dossier_id, t))
     events.sort(key=lambda e: e["occurred_at"])
     for _ in range(len(events) // 4):  # late arrivals: swap neighbours
         j = rng.randrange(len(events) - 1)

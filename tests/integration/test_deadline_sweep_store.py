@@ -9,8 +9,8 @@ the same events at the same watermark, in the same order per dossier.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from tthc_common.db import make_engine, run_migrations, session_scope
-from tthc_contracts import VN_TZ, format_ts, parse_dossier_event
+from tthc_contracts import VN_TZ, parse_dossier_event
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import fold
 from tthc_common.batches import Received
@@ -30,21 +30,17 @@ from tthc_deadline.models import DossierRow
 from tthc_deadline.queries import count_by_state, decode_state
 from tthc_deadline.units import SWEEP_CHUNK, advance_due_batch, apply_dossier_events, apply_ticks
 
-SOURCE = "motcua-lang-son"
-AGENCY = {"code": "000.00.12.H10", "name": "Sở Tư pháp tỉnh Lạng Sơn"}
+from tests.support import events
+from tests.support.events import AGENCY, CRIMINAL_RECORD
+
 TOPIC = "tthc.deadline.v1"
 BATCH = 2 * SWEEP_CHUNK + 7  # several chunks per batch, and a last short one
 RECEIVED_FROM = datetime(2026, 3, 2, 8, 0, tzinfo=VN_TZ)  # a Monday
 
 
-def received(dossier_id: str, at: datetime, value: float, unit: str) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid4()), "type": "dossier.received", "schema_version": 1,
-            "occurred_at": format_ts(at), "source": SOURCE, "dossier_id": dossier_id, "data": {
-                "procedure": {"code": "1.001234", "name": "Cấp Phiếu lý lịch tư pháp", "field_code": "G13-TP01",
-                              "field_name": "Lý lịch tư pháp"},
-                "receiving_agency": AGENCY, "handling_agency": AGENCY, "channel": "online",
-                "duration": {"value": value, "unit": unit},
-                "applicant": {"kind": "citizen", "name": "Lê Văn Thử", "phone": "0912345678"}}}
+# This module's dossiers: a Phiếu lý lịch tư pháp at the Sở Tư pháp, applied for online.
+received = partial(events.received, procedure=CRIMINAL_RECORD, handling_agency=AGENCY, channel="online",
+                   applicant="Lê Văn Thử", phone="0912345678")
 
 
 def dossier_events(count: int) -> list[dict[str, Any]]:

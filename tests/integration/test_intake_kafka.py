@@ -12,9 +12,9 @@ import json
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,9 +37,11 @@ from tthc_common.settings import ServiceSettings, service_settings_config
 from tthc_intake.app import create_app
 from tthc_intake.config import IntakeSettings
 
+from tests.support import events
+from tests.support.events import event
 from tests.support.infra import free_ports
 
-SOURCE = "motcua-lang-son"
+SOURCE = events.SOURCE  # the factory's events are of this source, bound to KEY
 KEY = "integration-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,11 +84,13 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def event(dossier_id: str, event_type: str = "dossier.resolved") -> dict[str, Any]:
-    data: dict[str, Any] = {"result": "approved"} if event_type == "dossier.resolved" else {"channel": "online"}
-    return {"event_id": str(uuid.uuid4()), "type": event_type, "schema_version": 1,
-            "occurred_at": "2026-02-20T15:00:00+07:00", "source": SOURCE, "dossier_id": dossier_id,
-            "data": data}
+# Events from tests/support/events.py, all at one instant: Fri 20/02/2026 15:00.
+WHEN = "2026-02-20T15:00"
+resolved = partial(events.resolved, when=WHEN)
+
+
+def submitted(dossier_id: str) -> dict[str, Any]:
+    return event("dossier.submitted", WHEN, {"channel": "online"}, dossier_id)
 
 
 # ---- intake ----------------------------------------------------------------------------------------
@@ -102,8 +106,8 @@ async def test_intake_publishes_acknowledged_events_keyed_by_dossier_and_drops_d
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     settings = intake_settings(kafka_bootstrap, topic_prefix, tmp_path)
-    batch = [event("D-1", "dossier.submitted"), event("D-2"), event("D-1")]
-    later = event("D-3")
+    batch = [submitted("D-1"), resolved("D-2"), resolved("D-1")]
+    later = resolved("D-3")
 
     async for client in serving(create_app(settings)):
         assert (await client.get("/readyz")).status_code == 200
@@ -130,12 +134,12 @@ async def test_intake_refuses_an_invalid_batch_without_publishing(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     settings = intake_settings(kafka_bootstrap, topic_prefix, tmp_path)
-    bad = event("D-2")
+    bad = resolved("D-2")
     bad["occurred_at"] = "2026-02-20T15:00:00"
 
     async for client in serving(create_app(settings)):
-        refused = await client.post("/v1/events", json=[event("D-1"), bad], headers=AUTH)
-        marker = await client.post("/v1/events", json=event("D-9"), headers=AUTH)
+        refused = await client.post("/v1/events", json=[resolved("D-1"), bad], headers=AUTH)
+        marker = await client.post("/v1/events", json=resolved("D-9"), headers=AUTH)
 
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["index"] == 1
@@ -169,11 +173,11 @@ async def test_a_batch_whose_fourth_event_the_broker_refuses_leaves_nothing_read
     finally:
         await admin.close()
     same, other = keys_on_two_partitions(4)
-    batch = [event(same, "dossier.submitted"), event(same), event(same), event(other), event(same)]
+    batch = [submitted(same), resolved(same), resolved(same), resolved(other), resolved(same)]
     batch[3]["data"]["note"] = "x" * 1000
     batch[3]["data"]["more"] = "y" * 1000
     batch[3]["data"]["still_more"] = "z" * 1000
-    marker = event(same)
+    marker = resolved(same)
 
     async for client in serving(create_app(settings)):
         refused = await client.post("/v1/events", json=batch, headers=AUTH)
@@ -230,7 +234,7 @@ async def test_with_kafka_down_intake_answers_503_within_a_second_and_recovers(
     with throwaway_kafka(tmp_path) as kafka:
         settings = intake_settings(kafka.bootstrap, topic_prefix, tmp_path, kafka_publish_timeout_s=10.0)
         async for client in serving(create_app(settings)):
-            assert (await client.post("/v1/events", json=event("D-1"), headers=AUTH)).status_code == 202
+            assert (await client.post("/v1/events", json=resolved("D-1"), headers=AUTH)).status_code == 202
 
             await asyncio.to_thread(kafka.stop)
             async with asyncio.timeout(30):  # the watch notices (the gauge says so)
@@ -239,7 +243,7 @@ async def test_with_kafka_down_intake_answers_503_within_a_second_and_recovers(
             timings = []
             for n in range(3):
                 t0 = time.monotonic()
-                down = await client.post("/v1/events", json=event(f"D-{n + 2}"), headers=AUTH)
+                down = await client.post("/v1/events", json=resolved(f"D-{n + 2}"), headers=AUTH)
                 timings.append(time.monotonic() - t0)
                 assert down.status_code == 503, down.text
                 assert down.headers["retry-after"] == "5"
@@ -254,7 +258,7 @@ async def test_with_kafka_down_intake_answers_503_within_a_second_and_recovers(
             async with asyncio.timeout(60):
                 while back is None or back.status_code != 202:
                     await asyncio.sleep(0.5)
-                    back = await client.post("/v1/events", json=event("D-9"), headers=AUTH)
+                    back = await client.post("/v1/events", json=resolved("D-9"), headers=AUTH)
             assert (await client.get("/readyz")).status_code == 200
         records = await read_topic(kafka.bootstrap, settings.topics.dossier_events, want=1)
         assert [r.key for r in records] == [b"D-9"]  # a new broker (kafka.sh starts empty): only what came after

@@ -37,8 +37,11 @@ async def test_runs_at_start_then_on_wake_or_interval_and_stops() -> None:
 
     short = BackgroundLoop("test-interval", step, interval_s=0.01)
     short.start()
-    await until(lambda: len(runs) >= 5)
+    await until(lambda: len(runs) >= 5)  # never woken: the interval alone runs it again
     await short.stop()
+    after_stop = len(runs)
+    await asyncio.sleep(0.05)  # five intervals
+    assert len(runs) == after_stop >= 5  # it ran on the interval, and not once after it stopped
 
 
 async def test_a_step_that_says_more_runs_again_at_once() -> None:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tests.support.events import changed
 from tests.support.examples import examples
 from tthc_contracts import EventValidationError, parse_dossier_event
 from tthc_contracts.schema import SCHEMA_DIR, all_schemas
@@ -15,19 +16,6 @@ def errors_of(raw) -> dict[str, str]:
     with pytest.raises(EventValidationError) as exc:
         parse_dossier_event(raw)
     return {e.field: e.reason for e in exc.value.errors}
-
-
-def changed(path: str, value):
-    raw = json.loads(json.dumps(GOOD))
-    *parents, last = path.split(".")
-    node = raw
-    for p in parents:
-        node = node[p]
-    if value is KeyError:
-        del node[last]
-    else:
-        node[last] = value
-    return raw
 
 
 @pytest.mark.parametrize(
@@ -44,12 +32,12 @@ def changed(path: str, value):
     ],
 )
 def test_bad_input_names_the_field_and_the_reason(path, value, field, words):
-    errs = errors_of(changed(path, value))
+    errs = errors_of(changed(GOOD, path, value))
     assert field in errs and words.lower() in errs[field].lower()
 
 
 def test_unknown_data_fields_are_kept_and_text_is_nfc():
-    raw = changed("data.extra_field", {"x": 1})
+    raw = changed(GOOD, "data.extra_field", {"x": 1})
     raw["data"]["applicant"]["name"] = "Nguye\u0302\u0303n"  # decomposed "Nguyễn"
     ev = parse_dossier_event(raw)
     dumped = ev.model_dump(mode="json")
@@ -83,12 +71,12 @@ def test_committed_json_schemas_match_the_models():
     ],
 )
 def test_bounds_name_the_field_and_the_reason(path, value, field, words):
-    errs = errors_of(changed(path, value))
+    errs = errors_of(changed(GOOD, path, value))
     assert field in errs and words.lower() in errs[field].lower(), errs
 
 
 def test_the_bounds_accept_their_limits():
-    at_limits = changed("data.duration", {"value": 3650, "unit": "calendar_days"})
+    at_limits = changed(GOOD, "data.duration", {"value": 3650, "unit": "calendar_days"})
     at_limits["occurred_at"] = "2026-02-13T10:00:00-14:00"
     at_limits["data"]["appointment_at"] = "2036-02-13T10:00:00-14:00"
     at_limits["data"]["applicant"]["name"] = "x" * 1000
@@ -134,6 +122,12 @@ def test_the_committed_schemas_validate_the_examples_as_json_schema():
 
     from tthc_contracts.schema import example_events
 
-    for event_type, example in example_events().items():
+    examples_by_type = example_events()
+    assert examples_by_type  # one per dossier event type (the test above)
+    for event_type, example in examples_by_type.items():
         schema = all_schemas()[event_type]
-        jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(example["value"])
+        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+        value = example["value"]
+        assert [f"{e.json_path}: {e.message}" for e in validator.iter_errors(value)] == [], event_type
+        # ...and the schema is no rubber stamp: the example with a local time for occurred_at is refused
+        assert not validator.is_valid(changed(value, "occurred_at", "2026-02-13T10:00:00")), event_type

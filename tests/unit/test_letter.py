@@ -233,7 +233,8 @@ def test_draft_has_dotted_blanks(fields):
 
 @pytest.mark.parametrize("bad", [{"applicant_kind": "company"}, {"due_at": datetime(2026, 2, 3, 16, 0)}])
 def test_fields_are_validated(fields, bad):
-    with pytest.raises(ValueError):
+    (field,) = bad
+    with pytest.raises(ValueError, match=f"^{field} "):  # the error names the field
         replace(fields, **bad)
 
 

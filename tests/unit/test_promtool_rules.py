@@ -41,12 +41,14 @@ def promtool() -> str:
     pytest.skip(message)
 
 
-def run(*args: str | Path, cwd: Path | None = None) -> None:
+def run(*args: str | Path, cwd: Path | None = None) -> str:
+    """promtool's report; a failure shows it whole."""
     result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=120,
                             check=False)
     if result.returncode != 0:
         pytest.fail(f"{' '.join(map(str, args))} exited with {result.returncode}:\n{result.stdout}{result.stderr}",
                     pytrace=False)
+    return result.stdout + result.stderr
 
 
 def _id(path: Path) -> str:
@@ -59,13 +61,16 @@ def test_there_are_rules_and_tests() -> None:
 
 @pytest.mark.parametrize("rules", RULE_FILES, ids=_id)
 def test_promtool_check_rules(promtool: str, rules: Path) -> None:
-    run(promtool, "check", "rules", rules)
+    written = sum(len(group["rules"]) for group in yaml.safe_load(rules.read_text(encoding="utf-8"))["groups"])
+    report = run(promtool, "check", "rules", rules)
+    assert f"SUCCESS: {written} rules found" in report, report  # promtool read every rule of the file
 
 
 @pytest.mark.parametrize("tests", TEST_FILES, ids=_id)
 def test_promtool_test_rules(promtool: str, tests: Path) -> None:
     # rule_files in a test file are relative to the test file's directory
-    run(promtool, "test", "rules", tests.name, cwd=tests.parent)
+    report = run(promtool, "test", "rules", tests.name, cwd=tests.parent)
+    assert "SUCCESS" in report and "FAILED" not in report, report
 
 
 def test_promtool_check_config(promtool: str, tmp_path: Path) -> None:
@@ -75,7 +80,8 @@ def test_promtool_check_config(promtool: str, tmp_path: Path) -> None:
     config["rule_files"] = [str(PROMETHEUS_DIR / "rules" / "*.yml")]
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    run(promtool, "check", "config", path)
+    report = run(promtool, "check", "config", path)
+    assert f"SUCCESS: {len(RULE_FILES)} rule files found" in report, report
 
 
 def _tested_rule_files() -> set[Path]:
