@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
+from .asyncapi import asyncapi_router
 from .broker import KafkaRouter, flush_producer_or_give_up
 from .db import check_database, make_engine, run_migrations
 from .errors import install_error_handlers
@@ -93,6 +94,8 @@ def build_service_app(
     app.include_router(router)  # FastAPI merges the router's lifespan: the broker starts after ours
     app.include_router(health_router(broker=router.broker, engine=engine, registry=registry,
                                      readiness_timeout_s=settings.readiness_timeout_s))
+    app.include_router(asyncapi_router(router.broker, title=title, version=app.version,
+                                       description=fastapi_kwargs.get("description")))
     app.state.settings = settings
     app.state.engine = engine
     app.state.registry = registry
