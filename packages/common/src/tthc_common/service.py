@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from .asyncapi import asyncapi_router
 from .broker import KafkaRouter, flush_producer_or_give_up
 from .db import check_database, make_engine, run_migrations
-from .errors import install_error_handlers
+from .errors import BodyLimit, install_error_handlers
 from .health import health_router
 from .keys import KeysError, hash_key
 from .logging import configure_logging
@@ -50,9 +50,12 @@ def build_service_app(
     relay: OutboxRelay | None = None,
     after_broker_start: Sequence[Hook] = (),
     before_broker_stop: Sequence[Hook] = (),
+    max_body_bytes: int | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app with health/readiness/metrics, migrations at start and the broker's lifespan.
+
+    `max_body_bytes`: request bodies over it are refused (413) before they are read whole.
 
     The service then adds its own routes: `app.include_router(my_routes)`.
     """
@@ -91,6 +94,8 @@ def build_service_app(
 
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
     install_error_handlers(app)
+    if max_body_bytes is not None:
+        app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.include_router(router)  # FastAPI merges the router's lifespan: the broker starts after ours
     app.include_router(health_router(broker=router.broker, engine=engine, registry=registry,
                                      readiness_timeout_s=settings.readiness_timeout_s))
