@@ -6,8 +6,8 @@ FastStream's in-memory Kafka), after events were fed to its consumers so that re
 figures. Every operation gets inputs that fit the document (positive) and inputs that do not (negative), with a
 valid key and without one where the service takes keys; a request naming an identifier is also sent with the id
 of a seeded dossier or letter, so that issuing, rendering and reading run for real. Each answer must be below
-500, carry a documented status and content type, and match the documented schema: a 4xx is the one error shape
-`ErrorBody`. The module prints the requests sent and the answers by status.
+500, carry a documented status, content type and headers, and match the documented schema: a 4xx is the one
+error shape `ErrorBody`. The module prints the requests sent and the answers by status.
 
 The metrics report takes its period and instant as plain strings, which schemathesis fills with text that is
 never a date: a second run sends it real dates, periods and instants with every UTC offset. The cases of issue
@@ -33,6 +33,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -44,7 +45,8 @@ from tests.component import test_deadline_service as deadline_kit
 from tests.component import test_metrics_indices as metrics_kit
 from tests.support.asgi import in_memory_kafka
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          response_headers_conformance]
 
 # Generated cases per operation and mode (plus the documented examples); each is sent with every header set and
 # seeded id. Some 4,000 requests in all, in about 40 s on a small VM.
