@@ -300,12 +300,12 @@ async def test_the_asyncapi_document_is_read_only(fresh_apps: dict[str, Any], se
     without a key: none of the services has that route, started or not."""
     for name, service in services.items():
         page = await get(fresh_apps[name], "/asyncapi")
-        tried = [await client_post("/asyncapi/try", json={
+        tried = await service.client.post("/asyncapi/try", json={
             "channelName": service.settings.topics.dossier_events, "message": {"message": {"type": "x"}},
-            "options": {"sendToRealBroker": True}}) for client_post in (service.client.post,)]
+            "options": {"sendToRealBroker": True}})
         assert page.status_code == 200 and "AsyncApiStandalone" in page.text, name
         assert "AsyncApiTryItPlugin" not in page.text, name
-        assert [r.status_code for r in tried] == [404], name
+        assert tried.status_code == 404, name
 
 
 # ---- one error shape ---------------------------------------------------------------------------------------
