@@ -844,7 +844,7 @@ async def test_openapi_documents_bodies_security_and_every_error(apology: Apolog
         ("/v1/apologies/{apology_id}", "get", {"200", "401", "403", "404", "422"}),
         ("/v1/apologies/{apology_id}.docx", "get", {"200", "401", "403", "404", "409", "422"}),
         ("/v1/apologies/{apology_id}.pdf", "get", {"200", "401", "403", "404", "409", "422", "501", "503"}),
-        ("/v1/apologies/{apology_id}/issue", "post", {"200", "401", "403", "404", "409", "422"}),
+        ("/v1/apologies/{apology_id}/issue", "post", {"200", "401", "403", "404", "409", "413", "415", "422"}),
         ("/v1/dossiers/{dossier_id}/apologies", "get", {"200", "401", "403", "404", "422"}),
     ]:
         responses = spec["paths"][path][method]["responses"]

@@ -133,7 +133,8 @@ def test_the_command_refuses_a_bad_calendar_or_setting_in_one_line(tmp_path: Pat
     monkeypatch.delenv("APOLOGY_CALENDAR_FILE")
     assert "APOLOGY_PDF_TIMEOUT_S" in refusal(capsys, monkeypatch, tmp_path, APOLOGY_PDF_TIMEOUT_S="soon")
     monkeypatch.delenv("APOLOGY_PDF_TIMEOUT_S")
-    assert "DATABASE_URL names 'mysql'" in refusal(capsys, monkeypatch, tmp_path, APOLOGY_DATABASE_URL="mysql://x/y")
+    assert "refusing to start: APOLOGY_DATABASE_URL: 'mysql' is not supported: use sqlite:///" in refusal(
+        capsys, monkeypatch, tmp_path, APOLOGY_DATABASE_URL="mysql://x/y")
 
 
 def test_the_access_log_never_shows_an_officer_key() -> None:

@@ -16,7 +16,6 @@ import pytest
 import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.python import asgi
-from faststream.kafka import TestKafkaBroker
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from openapi_spec_validator import validate as validate_openapi
@@ -30,6 +29,7 @@ from tthc_intake.app import create_app
 
 from tests.component.test_intake import AUTH, InMemoryPublisher, Intake, make_settings, running_intake
 from tests.component.test_intake_dvcqg import CATALOGUE, PAYLOADS
+from tests.support.asgi import in_memory_kafka
 from tests.support.examples import examples
 
 
@@ -228,22 +228,6 @@ async def test_the_asyncapi_document_lists_the_published_events_with_their_schem
 
 
 # ---- no input gets a 5xx (schemathesis) -----------------------------------------------------------
-
-
-def in_memory_kafka(app: Any) -> Any:
-    """`app` whose lifespan runs on FastStream's in-memory broker: schemathesis runs the lifespan itself."""
-
-    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "lifespan":
-            await app(scope, receive, send)
-            return
-        await receive()  # lifespan.startup
-        async with TestKafkaBroker(app.state.kafka_router.broker), app.router.lifespan_context(app):
-            await send({"type": "lifespan.startup.complete"})
-            await receive()  # lifespan.shutdown
-        await send({"type": "lifespan.shutdown.complete"})
-
-    return wrapped
 
 
 ANSWERS: collections.Counter[int] = collections.Counter()

@@ -120,7 +120,9 @@ def make_kafka_router(settings: ServiceSettings, *, registry: CollectorRegistry,
                                       metrics_prefix="faststream"),
         ),
         logger=logging.getLogger(f"tthc.{settings.service_name}.kafka"),
-        schema_url="/asyncapi",
+        # The AsyncAPI document is served by `tthc_common.asyncapi.asyncapi_router`, not by FastStream's docs
+        # router (which would also mount an unauthenticated `POST /asyncapi/try` publishing to any topic).
+        schema_url=None,
         include_in_schema=True,
         **router_kwargs,
     )

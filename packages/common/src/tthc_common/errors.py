@@ -15,11 +15,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("tthc.http")
 
@@ -74,8 +75,20 @@ def _location(loc: Sequence[Any]) -> str | None:
 
 
 def validation_problems(errors: Sequence[dict[str, Any]]) -> list[Problem]:
-    return [Problem(field=_location(e.get("loc", ())), reason=plain_reason(str(e.get("msg", "invalid"))))
-            for e in errors]
+    return [_problem(e) for e in errors]
+
+
+def _problem(error: dict[str, Any]) -> Problem:
+    if error.get("type") == "json_invalid":
+        # FastAPI puts the character position where a field would be: ("body", 12).
+        return Problem(reason=f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'malformed')})")
+    return Problem(field=_location(error.get("loc", ())), reason=plain_reason(str(error.get("msg", "invalid"))))
+
+
+# What FastAPI answers (400) when reading a JSON body fails other than by a syntax error: nested deeper than the
+# parser's recursion limit, or not UTF-8. Answered like any unreadable body: 422 with a plain reason.
+_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+UNREADABLE_BODY = "the body cannot be read as JSON (not UTF-8, or nested too deeply)"
 
 
 _STATUS_REASONS = {
@@ -99,6 +112,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail
+        if exc.status_code == 400 and detail == _FASTAPI_BODY_PARSE_ERROR:
+            return error_response(422, [Problem(reason=UNREADABLE_BODY)])
         if isinstance(detail, str) and detail and detail != _http_phrase(exc.status_code):
             reason = detail
         else:
@@ -124,6 +139,52 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid: every problem is listed with its field", 503: "A dependency is unavailable; retry later",
     }
     return {s: {"model": ErrorBody, "description": descriptions.get(s, _http_phrase(s))} for s in statuses}
+
+
+# -- request bodies ------------------------------------------------------------------------------------
+def is_json(content_type: str | None) -> bool:
+    """`application/json`, with or without parameters (`; charset=utf-8`)."""
+    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
+
+
+def require_json(request: Request) -> None:
+    """FastAPI dependency of a route taking a JSON body: 415 unless it is sent as `application/json` (FastAPI
+    would otherwise read a form or a text body as a string and answer a puzzling 422)."""
+    if not is_json(request.headers.get("content-type")):
+        raise ApiError(415, "the body must be JSON, sent with Content-Type: application/json")
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` is refused (413, the one error shape) before it is read
+    whole: at once when `Content-Length` says so, else as soon as the streamed body passes the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _reason(self) -> str:
+        return f"the body exceeds {self.max_bytes:,} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await error_response(413, [Problem(reason=self._reason())])(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # Raised where the route reads its body: FastAPI lets an HTTPException through to the handlers.
+                raise HTTPException(413, self._reason())
+            return message
+
+        await self.app(scope, limited, send)
 
 
 # -- pages ---------------------------------------------------------------------------------------------

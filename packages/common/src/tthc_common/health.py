@@ -11,9 +11,12 @@ import logging
 from typing import Any
 
 import anyio.to_thread
+from typing import Literal
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from .db import check_database
@@ -38,6 +41,16 @@ async def database_ready(engine: Engine, timeout_s: float) -> bool:
         return False
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, Literal["ok", "unavailable"]]
+
+
+_READINESS = {"model": Readiness}
+_METRICS = {"description": "Prometheus text exposition format",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}
+
+
 def health_router(*, broker: Any, engine: Engine, registry: CollectorRegistry,
                   readiness_timeout_s: float = 2.0) -> APIRouter:
     router = APIRouter(tags=["health"])
@@ -46,7 +59,8 @@ def health_router(*, broker: Any, engine: Engine, registry: CollectorRegistry,
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get("/readyz", response_model=Readiness, summary="Ready when Kafka and the database answer",
+                responses={200: _READINESS, 503: {**_READINESS, "description": "Kafka or the database does not answer"}})
     async def readyz() -> JSONResponse:
         kafka_ok, db_ok = await asyncio.gather(
             kafka_ready(broker, readiness_timeout_s), database_ready(engine, readiness_timeout_s)
@@ -58,7 +72,7 @@ def health_router(*, broker: Any, engine: Engine, registry: CollectorRegistry,
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                             status_code=200 if ready else 503)
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=Response, responses={200: _METRICS}, summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,10 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
+from .asyncapi import asyncapi_router
 from .broker import KafkaRouter, flush_producer_or_give_up
 from .db import check_database, make_engine, run_migrations
-from .errors import install_error_handlers
+from .errors import BodyLimit, install_error_handlers, plain_reason
 from .health import health_router
 from .keys import KeysError, hash_key
 from .logging import configure_logging
@@ -49,9 +51,12 @@ def build_service_app(
     relay: OutboxRelay | None = None,
     after_broker_start: Sequence[Hook] = (),
     before_broker_stop: Sequence[Hook] = (),
+    max_body_bytes: int | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app with health/readiness/metrics, migrations at start and the broker's lifespan.
+
+    `max_body_bytes`: request bodies over it are refused (413) before they are read whole.
 
     The service then adds its own routes: `app.include_router(my_routes)`.
     """
@@ -90,9 +95,13 @@ def build_service_app(
 
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
     install_error_handlers(app)
+    if max_body_bytes is not None:
+        app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.include_router(router)  # FastAPI merges the router's lifespan: the broker starts after ours
     app.include_router(health_router(broker=router.broker, engine=engine, registry=registry,
                                      readiness_timeout_s=settings.readiness_timeout_s))
+    app.include_router(asyncapi_router(router.broker, title=title, version=app.version,
+                                       description=fastapi_kwargs.get("description")))
     app.state.settings = settings
     app.state.engine = engine
     app.state.registry = registry
@@ -117,16 +126,19 @@ class StartupRefused(Exception):
 
 
 def _settings_problem(exc: ValidationError, env_prefix: str) -> str:
+    """`DEADLINE_HTTP_PORT: Input should be a valid integer...; ...`: each problem after the variable to fix.
+    (A problem of the whole model, without a field, says in its message what to set.)"""
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
+        message = plain_reason(err["msg"])
         name = ".".join(str(p) for p in err["loc"])
-        variable = f"{env_prefix}{name}".upper() if name else env_prefix.rstrip("_")
-        problems.append(f"{variable}: {err['msg'].removeprefix('Value error, ')}")
+        problems.append(f"{env_prefix}{name}".upper() + f": {message}" if name else message)
     return "; ".join(problems)
 
 
-def wait_for_database(url: str, timeout_s: float) -> None:
-    """Raises StartupRefused when the database does not answer within `timeout_s`."""
+def wait_for_database(url: str, timeout_s: float, *, setting: str = "DATABASE_URL") -> None:
+    """Raises StartupRefused when the database does not answer within `timeout_s` (naming `setting`, never the
+    URL: it may hold a password)."""
     import time
 
     engine = make_engine(url)
@@ -140,7 +152,7 @@ def wait_for_database(url: str, timeout_s: float) -> None:
                 if time.monotonic() >= deadline:
                     raise StartupRefused(
                         f"the database did not answer within {timeout_s:g} s ({type(exc).__name__}): start it or "
-                        "fix the DATABASE_URL setting") from None
+                        f"fix {setting}") from None
                 time.sleep(0.5)
     finally:
         engine.dispose()
@@ -168,7 +180,14 @@ async def _kafka_answers(bootstrap_servers: str, timeout_s: float) -> str | None
 
 def wait_for_kafka(bootstrap_servers: str, timeout_s: float) -> None:
     """Raises StartupRefused when no broker of `bootstrap_servers` answers within `timeout_s`."""
-    problem = asyncio.run(_kafka_answers(bootstrap_servers, timeout_s))
+    # aiokafka logs every failed connection at ERROR: the one line below says it all.
+    aiokafka_logger = logging.getLogger("aiokafka")
+    level = aiokafka_logger.level
+    aiokafka_logger.setLevel(logging.CRITICAL)
+    try:
+        problem = asyncio.run(_kafka_answers(bootstrap_servers, timeout_s))
+    finally:
+        aiokafka_logger.setLevel(level)
     if problem is not None:
         raise StartupRefused(f"Kafka at {bootstrap_servers} did not answer within {timeout_s:g} s ({problem}): "
                              "start it or fix KAFKA_BOOTSTRAP_SERVERS")
@@ -178,12 +197,15 @@ S = Any
 
 
 def service_main(name: str, argv: list[str] | None, *, settings: Callable[[], S],
-                 create_app: Callable[[S], FastAPI], refuse_on: tuple[type[Exception], ...] = (),
+                 create_app: Callable[[S], FastAPI],
+                 refuse_on: Sequence[type[Exception]] | Mapping[type[Exception], str] = (),
                  hash_keys: bool = False, warm_up: Callable[[FastAPI], None] | None = None) -> int:
     """`python -m tthc_<name> [hash-key KEY]`: serve, or print the digest of a key to configure.
 
     `refuse_on`: the service's own configuration errors (a calendar file, letter templates...), reported
-    as one line like the settings' own. Returns the exit code; 2 for every user mistake.
+    as one line like the settings' own; given as a mapping, each to the setting to fix (`{CalendarFileError:
+    "calendar_file"}` reads `DEADLINE_CALENDAR_FILE: <the error>`). Returns the exit code; 2 for every user
+    mistake.
     """
     prog = f"tthc_{name}"
     args = sys.argv[1:] if argv is None else argv
@@ -201,18 +223,23 @@ def service_main(name: str, argv: list[str] | None, *, settings: Callable[[], S]
         print(f"{name}: refusing to start: {reason}", file=sys.stderr)
         return 2
 
+    prefix = _env_prefix(settings)
+    settings_named = dict(refuse_on) if isinstance(refuse_on, Mapping) else dict.fromkeys(refuse_on, "")
     try:
         loaded = settings()
     except ValidationError as exc:
-        return refuse(_settings_problem(exc, _env_prefix(settings)))
+        return refuse(_settings_problem(exc, prefix))
     try:
         app = create_app(loaded)
     except ValidationError as exc:
-        return refuse(_settings_problem(exc, _env_prefix(settings)))
-    except (StartupRefused, KeysError, *refuse_on) as exc:
-        return refuse(str(exc).replace("\n", " "))
+        return refuse(_settings_problem(exc, prefix))
+    except (StartupRefused, KeysError, *settings_named) as exc:
+        setting = next((f"{prefix}{field}".upper() for kind, field in settings_named.items()
+                        if field and isinstance(exc, kind)), None)
+        message = str(exc).replace("\n", " ")
+        return refuse(f"{setting}: {message}" if setting else message)
     try:
-        wait_for_database(loaded.database_url, loaded.startup_wait_s)
+        wait_for_database(loaded.database_url, loaded.startup_wait_s, setting=f"{prefix}DATABASE_URL")
         wait_for_kafka(loaded.kafka_bootstrap_servers, loaded.startup_wait_s)
     except StartupRefused as exc:
         return refuse(str(exc))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from tthc_contracts.topics import Topics
@@ -61,8 +61,8 @@ def supported_database_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ValueError("DATABASE_URL is not a database URL (sqlite:///var/x.db or "
-                         "postgresql+psycopg://user:password@host:5432/name)") from None
+        raise ValueError("not a database URL: use sqlite:///var/x.db or "
+                         "postgresql+psycopg://user:password@host:5432/name") from None
     backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
     if backend == "sqlite" and driver in ("pysqlite", "sqlite"):
         return url
@@ -71,8 +71,8 @@ def supported_database_url(url: str) -> str:
             return url
         if "+" not in parsed.drivername:
             return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    raise ValueError(f"DATABASE_URL names {parsed.drivername!r}: only sqlite:/// and postgresql+psycopg:// "
-                     "are supported")
+    raise ValueError(f"{parsed.drivername!r} is not supported: use sqlite:///var/x.db or "
+                     "postgresql+psycopg://user:password@host:5432/name")
 
 
 class ServiceSettings(BaseSettings):
@@ -83,8 +83,9 @@ class ServiceSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = ""
-    # Empty means `sqlite:///var/<service_name>.db`, relative to the working directory.
-    database_url: str = ""
+    # Empty means `sqlite:///var/<service_name>.db`, relative to the working directory. Validated as a field (not
+    # by the model) so that a refusal names its variable: `DEADLINE_DATABASE_URL: 'mysql' is not supported...`.
+    database_url: str = Field(default="", validate_default=True)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Empty means `tthc-<service_name>`.
@@ -112,11 +113,13 @@ class ServiceSettings(BaseSettings):
     # The outbox relay polls this often when nobody wakes it.
     outbox_poll_interval_s: float = 0.5
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, url: str) -> str:
+        return supported_database_url(url or f"sqlite:///var/{cls.service_name}.db")
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> ServiceSettings:
-        if not self.database_url:
-            self.database_url = f"sqlite:///var/{self.service_name}.db"
-        self.database_url = supported_database_url(self.database_url)
         if not self.consumer_group:
             self.consumer_group = f"tthc-{self.service_name}"
         return self

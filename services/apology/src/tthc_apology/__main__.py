@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     from .documents import TemplateProblems
 
     return service_main("apology", argv, settings=ApologySettings, create_app=create_app, hash_keys=True,
-                        refuse_on=(CalendarFileError, TemplateProblems))
+                        refuse_on={CalendarFileError: "calendar_file", TemplateProblems: "templates_dir"})
 
 
 if __name__ == "__main__":

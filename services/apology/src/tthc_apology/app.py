@@ -92,7 +92,7 @@ def create_app(settings: ApologySettings | None = None) -> FastAPI:
     declare_publications(router, topics)
     app = build_service_app(
         settings, title="TTHC apology", router=router, engine=engine, registry=registry,
-        migrations_dir=MIGRATIONS_DIR, relay=relay, version="1",
+        migrations_dir=MIGRATIONS_DIR, relay=relay, version="1", max_body_bytes=http.MAX_BODY_BYTES,
         description="Apology letters (Mẫu 04) owed when a dossier is at risk, overdue or closed late: the "
                     "agency's officers list them, download them (DOCX, PDF) and issue them with a number. "
                     "Every request carries an officer key (`Authorization: Bearer <key>`), bound to one agency; "

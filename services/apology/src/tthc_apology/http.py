@@ -23,7 +23,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from tthc_adapters.pdf import PdfConversionError
 from tthc_common.db import run_in_transaction
-from tthc_common.errors import ApiError, Page, PageRequest, error_responses, page_request
+from tthc_common.errors import ApiError, Page, PageRequest, error_responses, page_request, require_json
 from tthc_common.keys import KeyHolder
 from tthc_contracts.events import Agency
 from tthc_contracts.timefmt import format_ts, now_vn
@@ -48,6 +48,9 @@ PDF_FAILED = "LibreOffice could not convert the letter to PDF just now; download
 NO_PDF = ("PDF preview needs LibreOffice (soffice), which is not installed on this server; download the DOCX "
           "instead")
 NO_KEY = "a valid officer key is required (Authorization: Bearer <key>)"
+# Request bodies (an issue request, the inbox's forms) are a few kilobytes of text at most: anything larger is
+# refused (413) before it is read.
+MAX_BODY_BYTES = 64 * 1024
 
 # Identifiers are at most 64 characters (events.md) and printable: anything else names nothing.
 Identifier = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -68,9 +71,6 @@ def _one_line(text: str) -> str:
     return text
 
 
-CleanText = Annotated[str, AfterValidator(_clean)]
-
-
 class IssueRequest(BaseModel):
     """What the officer decides when issuing a draft."""
 
@@ -79,13 +79,16 @@ class IssueRequest(BaseModel):
         {"reason": "Chờ ý kiến của Sở Tài chính", "new_due_at": "2027-03-18T10:30:00+07:00", "number": "15"},
     ]})
 
-    reason: Annotated[CleanText, Field(max_length=2000, description="why the result is late (printed in the "
-                                                                     "letter); NFC, trimmed, not empty")]
+    # The length is checked on the text as sent (before trimming), so the refusal reads "String should have at
+    # most 2000 characters", not pydantic's "Value should have at most 2000 items after validation".
+    reason: Annotated[str, Field(max_length=2000, description="why the result is late (printed in the letter); "
+                                                              "NFC, trimmed, not empty"), AfterValidator(_clean)]
     new_due_at: Annotated[AwareDatetime, Field(description=(
         "the new appointment, RFC 3339 with an offset: after the issuing instant and the missed due date, "
         "inside the agency's office time on its working calendar (an interval's end, e.g. 17:00, counts); "
         "otherwise 422 with the nearest acceptable instant in the reason"))]
-    number: Annotated[CleanText, AfterValidator(_one_line), Field(max_length=MAX_NUMBER_CHARS)] | None = Field(
+    number: Annotated[str, Field(max_length=MAX_NUMBER_CHARS), AfterValidator(_clean),
+                      AfterValidator(_one_line)] | None = Field(
         default=None, description=("the letter's number; digits (\"7\") become \"07/PXL\"; left out: the agency's "
                                    "next number of the year. A number already used this year is refused (409)"))
 
@@ -277,9 +280,10 @@ def router(deps: "Deps") -> APIRouter:
         return view(await entry_for(deps, apology_id, officer))
 
     @api.post("/v1/apologies/{apology_id}/issue", response_model=ApologyView, summary="Issue a draft",
-              responses=error_responses(401, 403, 404, 409, 422))
+              responses=error_responses(401, 403, 404, 409, 413, 415, 422))
     async def issue_apology(apology_id: Identifier, body: IssueRequest,
-                            officer: Annotated[KeyHolder, Depends(bearer_officer)]) -> ApologyView:
+                            officer: Annotated[KeyHolder, Depends(bearer_officer)],
+                            _json: Annotated[None, Depends(require_json)]) -> ApologyView:
         """Gives the draft its number (NN/PXL, per agency and year) and publishes `apology.issued`, once:
         409 when it was already issued or cancelled, or the number is taken."""
         try:

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import DeadlineSettings
 
     return service_main("deadline", argv, settings=DeadlineSettings, create_app=create_app,
-                        refuse_on=(CalendarFileError,), warm_up=warm_up)
+                        refuse_on={CalendarFileError: "calendar_file"}, warm_up=warm_up)
 
 
 if __name__ == "__main__":

@@ -59,11 +59,16 @@ def dossier_view(state: Dossier, watermark: datetime | None) -> dict[str, Any]:
     return state.row()
 
 
+_EVENT_TIME = {"headers": {EVENT_TIME_HEADER: {
+    "description": "the service's watermark (its event time) the answer stands at, RFC 3339 in +07:00; empty "
+                   "before the first event", "schema": {"type": "string"}}}}
+
+
 def router(deps: Deps) -> APIRouter:
     api = APIRouter(prefix="/v1/dossiers", tags=["dossiers"])
     engine = deps.engine
 
-    @api.get("/{dossier_id}", response_model=DossierView, responses=error_responses(404, 422))
+    @api.get("/{dossier_id}", response_model=DossierView, responses={200: _EVENT_TIME, **error_responses(404, 422)})
     async def read_dossier(response: Response,
                            dossier_id: Annotated[str, Path(min_length=1, max_length=64)]) -> dict[str, Any]:
         """One dossier's deadline state."""
@@ -76,7 +81,7 @@ def router(deps: Deps) -> APIRouter:
         response.headers[EVENT_TIME_HEADER] = format_ts(found.watermark) or ""
         return dossier_view(found.state, found.watermark)
 
-    @api.get("", response_model=Page[DossierView], responses=error_responses(422))
+    @api.get("", response_model=Page[DossierView], responses={200: _EVENT_TIME, **error_responses(422)})
     async def search_dossiers(
         response: Response,
         paging: Annotated[PageRequest, Depends(page_request)],
