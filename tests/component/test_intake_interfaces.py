@@ -207,7 +207,7 @@ async def test_an_unknown_schema_is_404_in_the_error_shape(intake: Intake) -> No
 
     assert response.status_code == 404
     assert response.json() == {"errors": [{"field": "event_type", "reason": (
-        "no event type 'dossier.teleported'; GET /v1/schemas lists them")}]}
+        "no such event type; GET /v1/schemas lists them")}]}
 
 
 # ---- AsyncAPI -------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, TypeAdapter
 from tthc_common.db import run_in_transaction
@@ -314,11 +314,12 @@ def router(deps: Deps) -> APIRouter:
 
     @api.get("/v1/schemas/{event_type}", tags=["schemas"], name="get_schema",
              summary="The JSON Schema (2020-12) of one event type",
+             response_class=Response,  # the 200 is documented below as application/schema+json, nothing else
              responses={200: {"content": {"application/schema+json": {"schema": {"type": "object"}}},
-                              "description": "the schema"}, **error_responses(404)})
+                              "description": "the schema"}, **error_responses(404, 422)})
     async def get_schema(event_type: str) -> JSONResponse:
         if event_type not in schemas:
-            raise ApiError(404, f"no event type {event_type!r}; GET /v1/schemas lists them", field="event_type")
+            raise ApiError(404, "no such event type; GET /v1/schemas lists them", field="event_type")
         return JSONResponse(schemas[event_type], media_type="application/schema+json")
 
     openapi_cache: dict[str, dict[str, Any]] = {}

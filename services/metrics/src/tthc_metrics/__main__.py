@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import MetricsSettings
 
     return service_main("metrics", argv, settings=MetricsSettings, create_app=create_app,
-                        refuse_on=(CalendarFileError,))
+                        refuse_on={CalendarFileError: "calendar_file"})
 
 
 if __name__ == "__main__":

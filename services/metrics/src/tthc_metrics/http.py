@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from .app import Deps
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# No event is older (events.md, Bounds): earlier periods and instants are refused, not computed.
+EARLIEST = date(2000, 1, 1)
+TOO_EARLY = "before 2000-01-01: no event is that old"
 CSV_MEDIA_TYPE = "text/csv"
 FORMATS = ("json", "csv")
 
@@ -76,10 +79,14 @@ def _date(name: str, text: str | None, problems: list[Problem]) -> date | None:
         problems.append(Problem(field=name, reason="not a date YYYY-MM-DD"))
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError as exc:
         problems.append(Problem(field=name, reason=f"not a valid date: {exc}"))
         return None
+    if day < EARLIEST:
+        problems.append(Problem(field=name, reason=TOO_EARLY))
+        return None
+    return day
 
 
 def _until(text: str | None, problems: list[Problem]) -> datetime | None:
@@ -96,6 +103,9 @@ def _until(text: str | None, problems: list[Problem]) -> datetime | None:
         problems.append(Problem(field="until",
                                 reason="timestamp must carry a UTC offset (naive timestamps are refused)"))
         return None
+    if at.date() < EARLIEST:
+        problems.append(Problem(field="until", reason=TOO_EARLY))
+        return None
     return at
 
 
@@ -103,8 +113,7 @@ def _groupings(values: list[str], problems: list[Problem]) -> tuple[str, ...]:
     asked = [g.strip() for v in values for g in v.split(",") if g.strip()]
     unknown = sorted({g for g in asked if g not in GROUPINGS})
     if unknown:
-        problems.append(Problem(field="group_by", reason=f"unknown grouping {', '.join(unknown)} "
-                                                         f"(one of {', '.join(GROUPINGS)})"))
+        problems.append(Problem(field="group_by", reason=f"unknown grouping (one of {', '.join(GROUPINGS)})"))
     if not asked:
         return GROUPINGS
     return tuple(g for g in GROUPINGS if g in asked)  # the canonical order, each once
@@ -114,7 +123,7 @@ def _format(text: str | None, accept: str | None, problems: list[Problem]) -> st
     if text is None or text == "":
         return "csv" if wants_csv(accept) else "json"
     if text not in FORMATS:
-        problems.append(Problem(field="format", reason=f"unknown format {text!r} (json or csv)"))
+        problems.append(Problem(field="format", reason="unknown format (json or csv)"))
     return text
 
 
