@@ -200,4 +200,4 @@ def test_the_metrics_report_over_real_dates_periods_and_instants(services: dict[
 
     check()
     answered = service.answers - answers_before
-    assert answered[200] >= 50 and answered[422] >= 5, answered  # reports were computed, bad periods refused
+    assert answered[200] >= 20 and answered[422] >= 5, answered  # reports were computed, bad periods refused
