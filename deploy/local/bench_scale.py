@@ -288,6 +288,17 @@ def run_once(args: argparse.Namespace, db: str, kafka: str, log: Path, first: da
                            params={"from": f"{year}-01-01", "to": f"{year}-12-31"})
             r.raise_for_status()
             print(f"REPORT: {db} {args.dossiers} dossiers {time.perf_counter() - started:.3f} s", flush=True)
+            for name in ("deadline", "apology", "metrics"):
+                text = client.get(stack.url(name) + "/metrics").text
+                sums: dict[str, list[float]] = {}
+                for line in text.splitlines():
+                    for part in ("sum", "count"):
+                        if line.startswith(f"tthc_consumer_batch_records_{part}{{"):
+                            consumer = line.split('consumer="', 1)[1].split('"', 1)[0]
+                            sums.setdefault(consumer, [0.0, 0.0])[part == "count"] += float(line.rsplit(" ", 1)[1])
+                for consumer, (total, count) in sorted(sums.items()):
+                    print(f"  batches of {consumer}: {count:,.0f}, {total / max(count, 1):,.0f} records each",
+                          file=sys.stderr)
             for name in SERVICES:
                 rss = peak_rss_mib(stack.pid(name))
                 print(f"RSS: {db} {name} {rss:.0f}" if rss is not None else f"RSS: {db} {name} ?", flush=True)

@@ -201,7 +201,7 @@ async def until_caught_up(engine: sa.Engine, unique_events: int, watermark: date
                           timeout: float = 180.0) -> None:
     """Every event applied, the watermark at the final tick, nothing due unswept, the outbox empty."""
     checks = {
-        "events applied": "SELECT count(*) FROM processed_events WHERE consumer = 'deadline'",
+        "events applied": "SELECT count(*) FROM deadline_event_log",
         "watermark": "SELECT max(at) FROM deadline_watermark",
         "outbox rows": "SELECT count(*) FROM outbox",
         "dossiers due": "SELECT count(*) FROM deadline_dossiers WHERE next_moment_at <= "
@@ -306,10 +306,10 @@ async def test_a_service_killed_mid_stream_and_restarted_ends_like_one_that_neve
         for topics in (killed_topics, steady_topics):
             await produce(kafka_bootstrap, topics.dossier_events, stream[:half])
         async with asyncio.timeout(60):
-            while (scalar(killed_db, "SELECT count(*) FROM processed_events") or 0) < half // 3:
+            while (scalar(killed_db, "SELECT count(*) FROM deadline_event_log") or 0) < half // 3:
                 await asyncio.sleep(0.01)
         killed.kill()
-        processed_at_kill = scalar(killed_db, "SELECT count(*) FROM processed_events")
+        processed_at_kill = scalar(killed_db, "SELECT count(*) FROM deadline_event_log")
         assert 0 < processed_at_kill < unique
 
         for topics in (killed_topics, steady_topics):

@@ -42,7 +42,6 @@ from tthc_common.dead_letter import (
     HEADER_REASON,
     HEADER_TOPIC,
 )
-from tthc_common.idempotency import mark_processed_many
 from tthc_common.outbox import add_many_to_outbox, add_payload_to_outbox, outbox_values, send_to_outbox
 from tthc_contracts import dossier_event_adapter, format_ts, to_vn
 from tthc_contracts.timefmt import utcnow
@@ -61,8 +60,6 @@ from .models import (
 )
 from .queries import EventTimes, any_moment_due, decode_state, read_event_times, read_tick, read_watermark
 
-# processed_events.consumer for dossier events (one database may serve several consumers).
-EVENTS_CONSUMER = "deadline"
 RECEIVED = "dossier.received"
 CONFLICT_ERROR = "ReceiptConflict"
 
@@ -302,20 +299,27 @@ def apply_dossier_events(
     consumer: str,
     max_lead: timedelta | None = None,
 ) -> EventsOutcome:
-    """Record a batch of dossier events and bring each of their dossiers to the advanced watermark.
+    """Record a batch of dossier events and bring each of their dossiers to its partition's time.
 
-    A second delivery of `(source, event_id)` finds its processed-event row and changes nothing.
+    The event log is the record of what was processed: its row of `(source, event_id)` is written in this
+    transaction, with the state it changes, and a second delivery finds it there and changes nothing (one
+    insert serves as the log and as the processed-event row).
     """
     outcome = EventsOutcome()
-    new = mark_processed_many(session, EVENTS_CONSUMER, [(i.event.source, i.event.event_id) for i in items])
-    fresh: list[Received[Any]] = []
+    recorded = utcnow()
+    unique: dict[tuple[str, str], Received[Any]] = {}
     for item in items:
-        key = (item.event.source, item.event.event_id)
-        if key in new:
-            new.discard(key)  # a second copy inside the batch is a duplicate too
-            fresh.append(item)
-        else:
-            outcome.duplicates += 1
+        unique.setdefault((item.event.source, item.event.event_id), item)  # a copy inside the batch: a duplicate
+    stmt = dialect_insert(session, _EVENT_LOG).on_conflict_do_nothing().returning(
+        _EVENT_LOG.c.source, _EVENT_LOG.c.event_id)
+    new = set(session.execute(stmt, [{
+        "dossier_id": i.event.dossier_id, "source": i.event.source, "event_id": i.event.event_id,
+        "type": i.event.type, "occurred_at": i.event.occurred_at, "payload": i.event.model_dump_json(),
+        "ignored": False, "ignored_reason": None, "kafka_topic": i.topic, "kafka_partition": i.partition,
+        "kafka_offset": i.offset, "recorded_at": recorded,
+    } for i in unique.values()]))
+    fresh = [item for key, item in unique.items() if key in new]
+    outcome.duplicates = len(items) - len(fresh)
     if not fresh:
         return outcome
 
@@ -333,14 +337,6 @@ def apply_dossier_events(
         _advance_row(session, partition_row(partition), at)
     times = read_event_times(session)
     outcome.watermark = times.latest
-
-    recorded = utcnow()
-    session.execute(insert(_EVENT_LOG), [{
-        "dossier_id": i.event.dossier_id, "source": i.event.source, "event_id": i.event.event_id,
-        "type": i.event.type, "occurred_at": i.event.occurred_at, "payload": i.event.model_dump_json(),
-        "ignored": False, "ignored_reason": None, "kafka_topic": i.topic, "kafka_partition": i.partition,
-        "kafka_offset": i.offset, "recorded_at": recorded,
-    } for i in fresh])
 
     by_dossier: dict[str, list[Received[Any]]] = defaultdict(list)
     for item in fresh:
