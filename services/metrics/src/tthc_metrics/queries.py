@@ -4,34 +4,70 @@ The figures of a period stand at its cut (indices.md): P1 24:00, or the present 
 The present is an explicit `until` when the caller gives one (a report as of an instant, like `tthc
 replay --until`), else the service's watermark (the latest event time seen, that instant included).
 
+At a cut after every stored event (the present: a current period, or `until` later than the watermark),
+the figures come from the kept counts, in O(groups) and O(open dossiers), never O(dossiers):
+- the receipts' and the closes' facts of the period's whole months: the sum of their `metrics_counts` rows
+  (`month_tallies`); the days of a period that are not whole months (`from=2026-03-15`): the `counted` of
+  the dossiers received or closed on them (`range_tallies`);
+- the open dossiers (every one of them is handled in a period that contains the cut) counted at the cut
+  by one grouped query over the instants their open facts change at (`open_tallies`,
+  `tthc_core.indices.open_thresholds`);
+turned into figures by the core's `tables`. That needs every dossier counted on this calendar
+(`metrics_counts_basis`, `units.count_dossiers` at start-up): until then, and for a cut in the past, the
+figures are computed from the stored states, as `tthc replay` does (`dossiers_at_cut`):
+
 Every dossier's stored state is the fold of every event stored for it (units.py). So a dossier handled
 in the period stands at the cut exactly as its stored state does when none of its events is at or after
 the cut, or when it closed before the cut (the fold ignores what happens to a closed dossier): those are
 read as they are. Only the others, still open at the cut and changed since (a report of a past cut), are
-folded from their events before the cut. At the present cut that is none of them.
+folded from their events before the cut.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from datetime import datetime
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import and_, case, func, not_, or_, select
 from sqlmodel import Session
 
 from tthc_contracts import parse_dossier_event
 from tthc_contracts.timefmt import format_ts
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import Dossier, fold
-from tthc_core.indices import GROUPINGS, Period, compute_indices
+from tthc_core.indices import (
+    COUNTS,
+    GROUPINGS,
+    Period,
+    Tally,
+    compute_indices,
+    current_periods,
+    present,
+    split_by_months,
+    tables,
+    tally_of_counts,
+)
 
-from .models import DossierRow, PartitionWatermark, StoredDossierEvent
-from .periods import current_periods, present
+from .models import (
+    COUNT_COLUMNS,
+    COUNTS_BASIS,
+    CountsBasis,
+    DossierRow,
+    GroupName,
+    PartitionWatermark,
+    StoredDossierEvent,
+    counts_table,
+)
 
 DOSSIERS = DossierRow.__table__  # type: ignore[attr-defined]
 EVENTS = StoredDossierEvent.__table__  # type: ignore[attr-defined]
 WATERMARKS = PartitionWatermark.__table__  # type: ignore[attr-defined]
+BASIS = CountsBasis.__table__  # type: ignore[attr-defined]
+NAMES = GroupName.__table__  # type: ignore[attr-defined]
+
+GroupKey = tuple[str, str, str, str]  # tthc_core.indices.group_keys: agency, field, procedure, channel
 
 ROWS_PER_FETCH = 1000
 GAUGE_GROUPINGS = ("agency", "field")
@@ -42,6 +78,120 @@ def read_watermark(session: Session) -> datetime | None:
     return session.execute(select(func.max(WATERMARKS.c.at))).scalar()
 
 
+def read_counts_basis(session: Session) -> str | None:
+    """The facts_basis every dossier's `counted` agrees with (None until a start-up pass said so)."""
+    return session.execute(select(BASIS.c.fingerprint).where(BASIS.c.name == COUNTS_BASIS)).scalar()
+
+
+# -- a cut after every stored event: the kept counts ------------------------------------------------------
+def _add(into: dict[GroupKey, Tally], tallies: Mapping[GroupKey, Tally]) -> None:
+    for key, tally in tallies.items():
+        if key in into:
+            into[key] += tally
+        else:
+            into[key] = tally + Tally()
+
+
+def _tallies(counts: Mapping[tuple[str, str, str, str, int], Mapping[str, int]],
+             book: CalendarBook) -> dict[GroupKey, Tally]:
+    """Tallies by group from counts by group and working-day length (`processing_us` among them)."""
+    tallies: dict[GroupKey, Tally] = {}
+    for (*group, day_length_us), row in counts.items():
+        key: GroupKey = tuple(group)  # type: ignore[assignment]
+        tally = tally_of_counts({c: row.get(c, 0) for c in COUNTS},
+                                {day_length_us: row.get("processing_us", 0)}, key[2], book)
+        _add(tallies, {key: tally})
+    return tallies
+
+
+def month_tallies(session: Session, book: CalendarBook, first: date, last: date) -> dict[date, dict[GroupKey, Tally]]:
+    """month -> group -> the receipts' and closes' facts of that month (first and last: first days,
+    inclusive): metrics_counts summed over the shards."""
+    C = counts_table.c
+    keys = (C.month, C.agency, C.field, C.procedure, C.channel, C.day_length_us)
+    rows = session.execute(
+        select(*keys, *(func.sum(C[c]).label(c) for c in COUNT_COLUMNS))
+        .where(C.month >= first, C.month <= last).group_by(*keys))
+    by_month: dict[date, dict[tuple[str, str, str, str, int], dict[str, int]]] = defaultdict(dict)
+    for row in rows:
+        by_month[row.month][(row.agency, row.field, row.procedure, row.channel, row.day_length_us)] = {
+            c: int(row._mapping[c] or 0) for c in COUNT_COLUMNS}
+    return {month: _tallies(counts, book) for month, counts in sorted(by_month.items())}
+
+
+def range_tallies(session: Session, book: CalendarBook, begin: datetime, end: datetime) -> dict[GroupKey, Tally]:
+    """group -> the facts of the receipts and of the closes in [begin, end), from what each dossier adds to
+    metrics_counts (`counted`): for the days of a period that are not whole months."""
+    D = DOSSIERS.c
+    counts: dict[tuple[str, str, str, str, int], Counter[str]] = defaultdict(Counter)
+    for instant, part in ((D.received_at, "received"), (D.closed_at, "closed")):
+        for (counted,) in session.execute(
+                select(D.counted).where(instant >= begin, instant < end, D.counted.is_not(None))
+                .execution_options(yield_per=ROWS_PER_FETCH)):
+            counts[tuple(counted["keys"])].update(counted[part][1])
+    return _tallies(counts, book)
+
+
+def open_tallies(session: Session, book: CalendarBook, cut: datetime) -> dict[GroupKey, Tally]:
+    """group -> `open_facts` at `cut` of every open dossier (received, not closed), `cut` being after every
+    stored event: one grouped query over the thresholds of `open_thresholds` (`ix_metrics_dossiers_open`)."""
+    D = DOSSIERS.c
+    overdue = func.sum(case((and_(D.overdue_after.is_not(None), D.overdue_after < cut), 1), else_=0))
+    on_time = func.sum(case((or_(D.i766_late_after.is_(None), D.i766_late_after >= cut), 1), else_=0))
+    group = (D.handling_agency, D.field_code, D.procedure_code, D.channel)
+    tallies: dict[GroupKey, Tally] = {}
+    for agency, field_code, procedure, channel, handled, open_overdue, i766_on_time in session.execute(
+            select(*group, func.count(), overdue, on_time)
+            .where(D.closed_at.is_(None), D.received_at.is_not(None)).group_by(*group)):
+        counts = {"handled": handled, "open_overdue": int(open_overdue), "open_within": handled - int(open_overdue),
+                  "i766_on_time": int(i766_on_time)}
+        tallies[(agency, field_code, procedure, channel)] = tally_of_counts(counts, {}, procedure, book)
+    return tallies
+
+
+def handled_groups(*parts: Mapping[GroupKey, Tally]) -> dict[GroupKey, Tally]:
+    """The parts added up, keeping the groups with a dossier handled in the period (indices.md: the groups
+    listed); a group whose dossiers all moved away (a transfer) leaves rows of zeros behind."""
+    total: dict[GroupKey, Tally] = {}
+    for part in parts:
+        _add(total, part)
+    return {key: tally for key, tally in total.items() if tally.counts["handled"] > 0}
+
+
+def period_tallies(session: Session, book: CalendarBook, period: Period, cut: datetime) -> dict[GroupKey, Tally]:
+    """Every handled group's tally of a period whose cut is after every stored event, from the kept counts."""
+    split = split_by_months(period)
+    parts: list[Mapping[GroupKey, Tally]] = []
+    if split.first_month is not None and split.last_month is not None:
+        parts += month_tallies(session, book, split.first_month, split.last_month).values()
+    parts += [range_tallies(session, book, begin, end) for begin, end in split.partial]
+    parts.append(open_tallies(session, book, cut))
+    return handled_groups(*parts)
+
+
+def kept_names(session: Session, tables_: Mapping[str, Any], groupings: Iterable[str]) -> dict[str, dict[str, str]]:
+    """grouping -> code -> name, for the codes of the report's tables: the name the latest received dossier
+    carrying the code gave it (over all shards)."""
+    named = [g for g in groupings if g in NAMED]
+    latest: dict[tuple[str, str], tuple[datetime, str, str]] = {}
+    if named:
+        for grouping, code, name, received_at, dossier_id in session.execute(
+                select(NAMES.c.grouping, NAMES.c.code, NAMES.c.name, NAMES.c.received_at, NAMES.c.dossier_id)
+                .where(NAMES.c.grouping.in_(named))):
+            if (grouping, code) not in latest or (received_at, dossier_id) >= latest[(grouping, code)][:2]:
+                latest[(grouping, code)] = (received_at, dossier_id, name)
+    return {g: {code: latest[(g, code)][2] for code in sorted(tables_[f"by_{g}"]) if (g, code) in latest}
+            for g in named}
+
+
+def _counted_cut(session: Session, basis: str, watermark: datetime | None, cut: datetime) -> bool:
+    """Whether the figures at `cut` may come from the kept counts: every dossier counted on this calendar,
+    and the cut after every stored event (the present, or later)."""
+    now = present(watermark)
+    return now is not None and cut >= now and read_counts_basis(session) == basis
+
+
+# -- any cut: the stored states ---------------------------------------------------------------------------
 def _handled(p0: datetime, cut: datetime) -> Any:
     """indices.md: received before the cut and not closed before P0."""
     D = DOSSIERS.c
@@ -111,30 +261,46 @@ def group_names(dossiers: Iterable[Dossier], groupings: Iterable[str]) -> dict[s
 
 
 def indices_report(session: Session, book: CalendarBook, period: Period, until: datetime | None,
-                   groupings: tuple[str, ...] = GROUPINGS) -> dict[str, Any]:
-    """indices.json of the period, plus `cut` (the instant the figures stand at) and `names`."""
-    now = until if until is not None else present(read_watermark(session))
+                   groupings: tuple[str, ...] = GROUPINGS, basis: str | None = None) -> dict[str, Any]:
+    """indices.json of the period, plus `cut` (the instant the figures stand at) and `names`.
+
+    `basis`: the service's `facts_basis(book)`; None reads every figure from the stored states."""
+    watermark = read_watermark(session)
+    now = until if until is not None else present(watermark)
     cut = period.cut(now)
-    dossiers, issued = dossiers_at_cut(session, book, period.begins_at, cut)
-    result = compute_indices(dossiers, period, cut, book, issued, groupings)
+    if basis is not None and _counted_cut(session, basis, watermark, cut):
+        result = tables(period_tallies(session, book, period, cut), period, groupings)
+        names = kept_names(session, result, groupings)
+    else:
+        dossiers, issued = dossiers_at_cut(session, book, period.begins_at, cut)
+        result = compute_indices(dossiers, period, cut, book, issued, groupings)
+        names = group_names(dossiers, groupings)
     result["cut"] = format_ts(cut)
-    result["names"] = group_names(dossiers, groupings)
+    result["names"] = names
     return result
 
 
-def current_figures(session: Session,
-                    book: CalendarBook) -> tuple[dict[str, dict[str, Any]], datetime | None]:
+def current_figures(session: Session, book: CalendarBook, basis: str | None = None,
+                    ) -> tuple[dict[str, dict[str, Any]], datetime | None]:
     """period name -> indices by agency and by field at the present instant, and the watermark.
 
-    The three periods contain the present, so they share its cut, and the year's handled dossiers
-    include the quarter's and the month's: one read serves the three.
+    The three periods contain the present, so they share its cut, its open dossiers and the year's month
+    rows: one read of each serves the three. (`basis` None: from the stored states, the year's handled
+    dossiers read once.)
     """
     watermark = read_watermark(session)
     if watermark is None:
         return {}, None
     now = present(watermark)
+    assert now is not None
     periods = current_periods(watermark)
     year = periods["year"]
+    if basis is not None and _counted_cut(session, basis, watermark, now):
+        months = month_tallies(session, book, year.start, year.end)
+        open_part = open_tallies(session, book, now)
+        return {name: tables(handled_groups(*(t for m, t in months.items() if period.start <= m <= period.end),
+                                            open_part), period, GAUGE_GROUPINGS)
+                for name, period in periods.items()}, watermark
     cut = year.cut(now)
     dossiers, issued = dossiers_at_cut(session, book, year.begins_at, cut)
     return {name: compute_indices(dossiers, period, cut, book, issued, GAUGE_GROUPINGS)
