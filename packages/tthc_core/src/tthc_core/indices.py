@@ -333,8 +333,8 @@ def tally_of_counts(counts: Mapping[str, int], processing_us: Mapping[int, int],
     length). The procedure sets of `received_facts` follow from the counts: the procedure is offered online
     when the calendar file marks it and a dossier of it was received (`received` > 0), with online when one
     of them came online (`online_received` > 0). So the online marks are read now, never kept."""
-    tally = Tally(Counter({c: n for c, n in counts.items() if n}), Counter({k: v for k, v in processing_us.items()
-                                                                          if v}))
+    tally = Tally(Counter({c: n for c, n in counts.items() if n}),
+                  Counter({length: us for length, us in processing_us.items() if us}))
     if counts.get("received", 0) > 0 and book.online_level(procedure_code) is not None:
         tally.procedures_offered_online.add(procedure_code)
         if counts.get("online_received", 0) > 0:

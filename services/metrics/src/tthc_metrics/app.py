@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from tthc_adapters.calendar_file import load_calendar
 from tthc_common.batches import BatchRunner, make_runners
 from tthc_common.broker import make_kafka_router
-from tthc_common.db import make_engine, run_in_transaction
+from tthc_common.db import make_engine
 from tthc_common.service import build_service_app
 from tthc_core.calendar import CalendarBook
 from tthc_core.indices import facts_basis

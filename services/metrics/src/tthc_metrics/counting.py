@@ -50,7 +50,8 @@ class StartupCounting:
             try:
                 folded = await run_in_transaction(self.engine, partial(
                     units.fold_stateless_dossiers, book=self.book, basis=self.basis))
-            except Exception:  # a dossier the fold cannot take: its next event is dead-lettered with the reason
+            # a dossier the fold cannot take: its next event is dead-lettered with the reason
+            except Exception:
                 logger.exception("folding the stored dossiers stopped")
                 folded = 0
             if folded:

@@ -117,7 +117,8 @@ class GaugeRefresher:
 
     def __init__(self, engine: Engine, book: CalendarBook, basis: str, gauges: IndexGauges, interval_s: float,
                  registry: CollectorRegistry) -> None:
-        self.engine, self.book, self.basis, self.gauges, self.interval_s = engine, book, basis, gauges, interval_s
+        self.engine, self.book, self.basis = engine, book, basis
+        self.gauges, self.interval_s = gauges, interval_s
         self.failures = Counter("tthc_index_refresh_failures", "Failed refreshes of the tthc_index_* gauges",
                                 registry=registry)
         # A failed refresh keeps the old values and is tried again at the next interval.

@@ -57,7 +57,7 @@ class StoredDossierEvent(SQLModel, table=True):
 
 
 # The open dossiers (received, not closed), with what their open facts at a cut need: the one grouped
-# query of `queries.open_tallies` reads this index alone.
+# query of `queries.open_counts` reads this index alone.
 OPEN_DOSSIERS = "closed_at IS NULL AND received_at IS NOT NULL"
 OPEN_INDEX_COLUMNS = ("handling_agency", "field_code", "procedure_code", "channel", "overdue_after",
                       "i766_late_after")

@@ -7,10 +7,10 @@ replay --until`), else the service's watermark (the latest event time seen, that
 At a cut after every stored event (the present: a current period, or `until` later than the watermark),
 the figures come from the kept counts, in O(groups) and O(open dossiers), never O(dossiers):
 - the receipts' and the closes' facts of the period's whole months: the sum of their `metrics_counts` rows
-  (`month_tallies`); the days of a period that are not whole months (`from=2026-03-15`): the `counted` of
-  the dossiers received or closed on them (`range_tallies`);
+  (`month_counts`); the days of a period that are not whole months (`from=2026-03-15`): the `counted` of
+  the dossiers received or closed on them (`range_counts`);
 - the open dossiers (every one of them is handled in a period that contains the cut) counted at the cut
-  by one grouped query over the instants their open facts change at (`open_tallies`,
+  by one grouped query over the instants their open facts change at (`open_counts`,
   `tthc_core.indices.open_thresholds`);
 turned into figures by the core's `tables`. That needs every dossier counted on this calendar
 (`metrics_counts_basis`, `units.count_dossiers` at start-up): until then, and for a cut in the past, the
@@ -38,7 +38,6 @@ from tthc_contracts.timefmt import format_ts
 from tthc_core.calendar import CalendarBook
 from tthc_core.deadlines import Dossier, fold
 from tthc_core.indices import (
-    COUNTS,
     GROUPINGS,
     Period,
     Tally,
@@ -84,92 +83,100 @@ def read_counts_basis(session: Session) -> str | None:
 
 
 # -- a cut after every stored event: the kept counts ------------------------------------------------------
-def _add(into: dict[GroupKey, Tally], tallies: Mapping[GroupKey, Tally]) -> None:
-    for key, tally in tallies.items():
-        if key in into:
-            into[key] += tally
+# Counts are added up as plain vectors (COUNT_COLUMNS order) by group and working-day length, and turned into
+# the core's Tallies once, at the end: a year of a province is some thousands of such rows.
+CountKey = tuple[str, str, str, str, int]  # the group, then the working-day length (µs)
+Counts = dict[CountKey, list[int]]
+HANDLED = COUNT_COLUMNS.index("handled")
+
+
+def _add_counts(into: Counts, counts: Mapping[CountKey, list[int]]) -> None:
+    for key, values in counts.items():
+        row = into.get(key)
+        if row is None:
+            into[key] = list(values)
         else:
-            into[key] = tally + Tally()
+            for i, value in enumerate(values):
+                row[i] += value
 
 
-def _tallies(counts: Mapping[tuple[str, str, str, str, int], Mapping[str, int]],
-             book: CalendarBook) -> dict[GroupKey, Tally]:
-    """Tallies by group from counts by group and working-day length (`processing_us` among them)."""
-    tallies: dict[GroupKey, Tally] = {}
-    for (*group, day_length_us), row in counts.items():
-        key: GroupKey = tuple(group)  # type: ignore[assignment]
-        tally = tally_of_counts({c: row.get(c, 0) for c in COUNTS},
-                                {day_length_us: row.get("processing_us", 0)}, key[2], book)
-        _add(tallies, {key: tally})
-    return tallies
-
-
-def month_tallies(session: Session, book: CalendarBook, first: date, last: date) -> dict[date, dict[GroupKey, Tally]]:
-    """month -> group -> the receipts' and closes' facts of that month (first and last: first days,
-    inclusive): metrics_counts summed over the shards."""
+def month_counts(session: Session, first: date, last: date) -> dict[date, Counts]:
+    """month -> the receipts' and closes' facts of that month (`first`, `last`: first days, inclusive):
+    metrics_counts summed over the shards."""
     C = counts_table.c
     keys = (C.month, C.agency, C.field, C.procedure, C.channel, C.day_length_us)
-    rows = session.execute(
-        select(*keys, *(func.sum(C[c]).label(c) for c in COUNT_COLUMNS))
-        .where(C.month >= first, C.month <= last).group_by(*keys))
-    by_month: dict[date, dict[tuple[str, str, str, str, int], dict[str, int]]] = defaultdict(dict)
-    for row in rows:
-        by_month[row.month][(row.agency, row.field, row.procedure, row.channel, row.day_length_us)] = {
-            c: int(row._mapping[c] or 0) for c in COUNT_COLUMNS}
-    return {month: _tallies(counts, book) for month, counts in sorted(by_month.items())}
+    by_month: dict[date, Counts] = defaultdict(dict)
+    for row in session.execute(select(*keys, *(func.sum(C[c]) for c in COUNT_COLUMNS))
+                               .where(C.month >= first, C.month <= last).group_by(*keys)):
+        by_month[row[0]][tuple(row[1:6])] = [int(v) for v in row[6:]]  # type: ignore[index]
+    return dict(sorted(by_month.items()))
 
 
-def range_tallies(session: Session, book: CalendarBook, begin: datetime, end: datetime) -> dict[GroupKey, Tally]:
-    """group -> the facts of the receipts and of the closes in [begin, end), from what each dossier adds to
+def range_counts(session: Session, begin: datetime, end: datetime) -> Counts:
+    """The facts of the receipts and of the closes in [begin, end), from what each dossier adds to
     metrics_counts (`counted`): for the days of a period that are not whole months."""
     D = DOSSIERS.c
-    counts: dict[tuple[str, str, str, str, int], Counter[str]] = defaultdict(Counter)
+    counts: dict[CountKey, Counter[str]] = defaultdict(Counter)
     for instant, part in ((D.received_at, "received"), (D.closed_at, "closed")):
         for (counted,) in session.execute(
                 select(D.counted).where(instant >= begin, instant < end, D.counted.is_not(None))
                 .execution_options(yield_per=ROWS_PER_FETCH)):
-            counts[tuple(counted["keys"])].update(counted[part][1])
-    return _tallies(counts, book)
+            counts[tuple(counted["keys"])].update(counted[part][1])  # type: ignore[index]
+    return {key: [row[c] for c in COUNT_COLUMNS] for key, row in counts.items()}
 
 
-def open_tallies(session: Session, book: CalendarBook, cut: datetime) -> dict[GroupKey, Tally]:
-    """group -> `open_facts` at `cut` of every open dossier (received, not closed), `cut` being after every
-    stored event: one grouped query over the thresholds of `open_thresholds` (`ix_metrics_dossiers_open`)."""
+def open_counts(session: Session, cut: datetime) -> Counts:
+    """`open_facts` at `cut` of every open dossier (received, not closed), `cut` being after every stored
+    event: one grouped query over the thresholds of `open_thresholds` (`ix_metrics_dossiers_open`). Every
+    open dossier is handled in a period that contains the cut. (Working-day length 0: no processing time.)"""
     D = DOSSIERS.c
     overdue = func.sum(case((and_(D.overdue_after.is_not(None), D.overdue_after < cut), 1), else_=0))
     on_time = func.sum(case((or_(D.i766_late_after.is_(None), D.i766_late_after >= cut), 1), else_=0))
     group = (D.handling_agency, D.field_code, D.procedure_code, D.channel)
-    tallies: dict[GroupKey, Tally] = {}
-    for agency, field_code, procedure, channel, handled, open_overdue, i766_on_time in session.execute(
+    counts: Counts = {}
+    for *key, handled, open_overdue, i766_on_time in session.execute(
             select(*group, func.count(), overdue, on_time)
             .where(D.closed_at.is_(None), D.received_at.is_not(None)).group_by(*group)):
-        counts = {"handled": handled, "open_overdue": int(open_overdue), "open_within": handled - int(open_overdue),
-                  "i766_on_time": int(i766_on_time)}
-        tallies[(agency, field_code, procedure, channel)] = tally_of_counts(counts, {}, procedure, book)
-    return tallies
+        row = dict.fromkeys(COUNT_COLUMNS, 0)
+        row.update(handled=handled, open_overdue=int(open_overdue), open_within=handled - int(open_overdue),
+                   i766_on_time=int(i766_on_time))
+        counts[(*key, 0)] = list(row.values())  # type: ignore[index]
+    return counts
 
 
-def handled_groups(*parts: Mapping[GroupKey, Tally]) -> dict[GroupKey, Tally]:
-    """The parts added up, keeping the groups with a dossier handled in the period (indices.md: the groups
-    listed); a group whose dossiers all moved away (a transfer) leaves rows of zeros behind."""
-    total: dict[GroupKey, Tally] = {}
+def handled_tallies(book: CalendarBook, *parts: Mapping[CountKey, list[int]]) -> dict[GroupKey, Tally]:
+    """The parts added up, as the core's Tallies by group (`tally_of_counts`), keeping the groups with a
+    dossier handled in the period (indices.md: the groups listed; a group whose dossiers all moved away, by
+    a transfer, leaves rows of zeros behind)."""
+    total: Counts = {}
     for part in parts:
-        _add(total, part)
-    return {key: tally for key, tally in total.items() if tally.counts["handled"] > 0}
+        _add_counts(total, part)
+    tallies: dict[GroupKey, Tally] = {}
+    for (*group, length), values in total.items():
+        counts = dict(zip(COUNT_COLUMNS, values))
+        tally = tally_of_counts(counts, {length: counts.pop("processing_us")}, group[2], book)
+        key: GroupKey = tuple(group)  # type: ignore[assignment]
+        if key in tallies:
+            tallies[key] += tally
+        else:
+            tallies[key] = tally
+    return {key: tally for key, tally in tallies.items() if tally.counts["handled"] > 0}
 
 
-def period_tallies(session: Session, book: CalendarBook, period: Period, cut: datetime) -> dict[GroupKey, Tally]:
-    """Every handled group's tally of a period whose cut is after every stored event, from the kept counts."""
+def period_tallies(session: Session, book: CalendarBook, period: Period,
+                   cut: datetime) -> dict[GroupKey, Tally]:
+    """Every handled group's tally of a period whose cut is after every stored event, from the counts."""
     split = split_by_months(period)
-    parts: list[Mapping[GroupKey, Tally]] = []
+    parts: list[Counts] = []
     if split.first_month is not None and split.last_month is not None:
-        parts += month_tallies(session, book, split.first_month, split.last_month).values()
-    parts += [range_tallies(session, book, begin, end) for begin, end in split.partial]
-    parts.append(open_tallies(session, book, cut))
-    return handled_groups(*parts)
+        parts += month_counts(session, split.first_month, split.last_month).values()
+    parts += [range_counts(session, begin, end) for begin, end in split.partial]
+    parts.append(open_counts(session, cut))
+    return handled_tallies(book, *parts)
 
 
-def kept_names(session: Session, tables_: Mapping[str, Any], groupings: Iterable[str]) -> dict[str, dict[str, str]]:
+def kept_names(session: Session, tables_: Mapping[str, Any],
+               groupings: Iterable[str]) -> dict[str, dict[str, str]]:
     """grouping -> code -> name, for the codes of the report's tables: the name the latest received dossier
     carrying the code gave it (over all shards)."""
     named = [g for g in groupings if g in NAMED]
@@ -296,10 +303,11 @@ def current_figures(session: Session, book: CalendarBook, basis: str | None = No
     periods = current_periods(watermark)
     year = periods["year"]
     if basis is not None and _counted_cut(session, basis, watermark, now):
-        months = month_tallies(session, book, year.start, year.end)
-        open_part = open_tallies(session, book, now)
-        return {name: tables(handled_groups(*(t for m, t in months.items() if period.start <= m <= period.end),
-                                            open_part), period, GAUGE_GROUPINGS)
+        months = month_counts(session, year.start, year.end)
+        open_part = open_counts(session, now)
+        return {name: tables(handled_tallies(book, open_part, *(counts for month, counts in months.items()
+                                                                if period.start <= month <= period.end)),
+                             period, GAUGE_GROUPINGS)
                 for name, period in periods.items()}, watermark
     cut = year.cut(now)
     dossiers, issued = dossiers_at_cut(session, book, year.begins_at, cut)

@@ -193,7 +193,8 @@ def contribution(state: Dossier, book: CalendarBook, first_apology_at: datetime 
     the month of `closed_at`, and the shard they are added under."""
     closed = None
     if state.closed_at is not None:
-        closed = [month_start(state.closed_at).isoformat(), _counts(closed_facts(state, book, first_apology_at))]
+        closed = [month_start(state.closed_at).isoformat(),
+                  _counts(closed_facts(state, book, first_apology_at))]
     return {"shard": shard, "keys": [*group_keys(state), state.calendar(book).day_length_us],
             "received": [month_start(state.received_at).isoformat(), _counts(received_facts(state, book))],
             "closed": closed}
@@ -209,7 +210,8 @@ class Recount:
 
     def replace(self, counted: Mapping[str, Any] | None, state: Dossier | None,
                 first_apology_at: datetime | None, shard: str) -> dict[str, Any] | None:
-        """The dossier adds what `state` says instead of `counted` (what it added before): the new `counted`."""
+        """The dossier adds what `state` says instead of `counted` (what it added before); returns the
+        new `counted`."""
         new = None if state is None else contribution(state, self.book, first_apology_at, shard)
         self._add(counted, -1)
         self._add(new, +1)
@@ -425,7 +427,8 @@ def count_dossiers(session: Session, *, book: CalendarBook, basis: str, after: s
     change is counted on `basis` by them: the same replacement, under the same locks)."""
     stale = or_(DOSSIERS.c.counted_basis.is_(None), DOSSIERS.c.counted_basis != basis)
     ids = list(session.execute(
-        select(DOSSIERS.c.dossier_id).where(DOSSIERS.c.dossier_id > after, DOSSIERS.c.state.is_not(None), stale)
+        select(DOSSIERS.c.dossier_id)
+        .where(DOSSIERS.c.dossier_id > after, DOSSIERS.c.state.is_not(None), stale)
         .order_by(DOSSIERS.c.dossier_id).limit(limit)).scalars())
     if ids:
         rows = _lock_rows(session, ids)
@@ -466,7 +469,8 @@ def apply_apology_events(session: Session, items: list[Received[Any]], *, book: 
                 continue  # an apology as early or earlier is already the first
             value = {"dossier_id": dossier_id, "first_apology_at": issued_at, "first_apology_id": apology_id}
             if row.state is not None:
-                value["counted"] = recount.replace(row.counted, Dossier.from_json(row.state), issued_at, shard)
+                state = Dossier.from_json(row.state)
+                value["counted"] = recount.replace(row.counted, state, issued_at, shard)
                 value["counted_basis"] = recount.basis
             values.append(value)
         for value in values:  # few (one letter per late dossier): one UPDATE each, in dossier order
