@@ -59,6 +59,7 @@ class StoredDossierEvent(SQLModel, table=True):
 # The open dossiers (received, not closed), with what their open facts at a cut need: the one grouped
 # query of `queries.open_counts` reads this index alone.
 OPEN_DOSSIERS = "closed_at IS NULL AND received_at IS NOT NULL"
+OPEN_INDEX = "ix_metrics_dossiers_open"
 OPEN_INDEX_COLUMNS = ("handling_agency", "field_code", "procedure_code", "channel", "overdue_after",
                       "i766_late_after")
 
@@ -66,7 +67,7 @@ OPEN_INDEX_COLUMNS = ("handling_agency", "field_code", "procedure_code", "channe
 class DossierRow(SQLModel, table=True):
     __tablename__ = "metrics_dossiers"
     __table_args__ = (
-        Index("ix_metrics_dossiers_open", *OPEN_INDEX_COLUMNS, postgresql_where=text(OPEN_DOSSIERS),
+        Index(OPEN_INDEX, *OPEN_INDEX_COLUMNS, postgresql_where=text(OPEN_DOSSIERS),
               sqlite_where=text(OPEN_DOSSIERS)),
     )
 

@@ -30,9 +30,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, not_, or_, select
+from sqlalchemy import and_, bindparam, func, not_, or_, select, text
 from sqlmodel import Session
 
+from tthc_common.types import UtcDateTime
 from tthc_contracts import parse_dossier_event
 from tthc_contracts.timefmt import format_ts
 from tthc_core.calendar import CalendarBook
@@ -52,6 +53,8 @@ from tthc_core.indices import (
 from .models import (
     COUNT_COLUMNS,
     COUNTS_BASIS,
+    OPEN_DOSSIERS,
+    OPEN_INDEX,
     CountsBasis,
     DossierRow,
     GroupName,
@@ -70,6 +73,14 @@ GroupKey = tuple[str, str, str, str]  # tthc_core.indices.group_keys: agency, fi
 
 ROWS_PER_FETCH = 1000
 GAUGE_GROUPINGS = ("agency", "field")
+
+
+def one_snapshot(session: Session) -> None:
+    """The reads of this transaction see one state of the store (PostgreSQL: REPEATABLE READ; SQLite's
+    transactions are serialized already): the watermark, the counts and the open dossiers of one moment,
+    not of batches committed in between. Call before the transaction's first statement."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def read_watermark(session: Session) -> datetime | None:
@@ -125,18 +136,28 @@ def range_counts(session: Session, begin: datetime, end: datetime) -> Counts:
     return {key: [row[c] for c in COUNT_COLUMNS] for key, row in counts.items()}
 
 
+# One statement, the cut as a parameter. SQLite is told to read the partial index of the open dossiers (it holds
+# every column needed): left to itself it may prefer the index on `closed_at` and read 1 M rows' pages for
+# them. The WHERE clause is that index's own (models.OPEN_DOSSIERS), so both databases may use it.
+_OPEN_COUNTS = """
+SELECT handling_agency, field_code, procedure_code, channel, count(*),
+       sum(CASE WHEN overdue_after IS NOT NULL AND overdue_after < :cut THEN 1 ELSE 0 END),
+       sum(CASE WHEN i766_late_after IS NULL OR i766_late_after >= :cut THEN 1 ELSE 0 END)
+FROM metrics_dossiers {hint}
+WHERE {open_dossiers}
+GROUP BY handling_agency, field_code, procedure_code, channel
+"""
+
+
 def open_counts(session: Session, cut: datetime) -> Counts:
     """`open_facts` at `cut` of every open dossier (received, not closed), `cut` being after every stored
     event: one grouped query over the thresholds of `open_thresholds` (`ix_metrics_dossiers_open`). Every
     open dossier is handled in a period that contains the cut. (Working-day length 0: no processing time.)"""
-    D = DOSSIERS.c
-    overdue = func.sum(case((and_(D.overdue_after.is_not(None), D.overdue_after < cut), 1), else_=0))
-    on_time = func.sum(case((or_(D.i766_late_after.is_(None), D.i766_late_after >= cut), 1), else_=0))
-    group = (D.handling_agency, D.field_code, D.procedure_code, D.channel)
+    hint = f"INDEXED BY {OPEN_INDEX}" if session.get_bind().dialect.name == "sqlite" else ""
+    query = text(_OPEN_COUNTS.format(hint=hint, open_dossiers=OPEN_DOSSIERS)).bindparams(
+        bindparam("cut", type_=UtcDateTime()))
     counts: Counts = {}
-    for *key, handled, open_overdue, i766_on_time in session.execute(
-            select(*group, func.count(), overdue, on_time)
-            .where(D.closed_at.is_(None), D.received_at.is_not(None)).group_by(*group)):
+    for *key, handled, open_overdue, i766_on_time in session.execute(query, {"cut": cut}):
         row = dict.fromkeys(COUNT_COLUMNS, 0)
         row.update(handled=handled, open_overdue=int(open_overdue), open_within=handled - int(open_overdue),
                    i766_on_time=int(i766_on_time))
@@ -272,6 +293,7 @@ def indices_report(session: Session, book: CalendarBook, period: Period, until: 
     """indices.json of the period, plus `cut` (the instant the figures stand at) and `names`.
 
     `basis`: the service's `facts_basis(book)`; None reads every figure from the stored states."""
+    one_snapshot(session)
     watermark = read_watermark(session)
     now = until if until is not None else present(watermark)
     cut = period.cut(now)
@@ -295,6 +317,7 @@ def current_figures(session: Session, book: CalendarBook, basis: str | None = No
     rows: one read of each serves the three. (`basis` None: from the stored states, the year's handled
     dossiers read once.)
     """
+    one_snapshot(session)
     watermark = read_watermark(session)
     if watermark is None:
         return {}, None
