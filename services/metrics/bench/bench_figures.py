@@ -122,7 +122,9 @@ def fill_store(url: str, dossiers: int, book: Any, base: list[Any]) -> dict[str,
     # per distinct dossier, once: its JSON, its figures' columns, its first apology
     prepared = []
     for state in base:
-        prepared.append((state, state.to_json(), units.figure_columns(state, book), first_apology(state)))
+        apology = first_apology(state)
+        columns = units.figure_columns(state, units.contribution(state, book, apology, "any"))
+        prepared.append((state, state.to_json(), columns, apology))
     recount = units.Recount(book, basis)
     rows: list[dict[str, Any]] = []
     written = 0

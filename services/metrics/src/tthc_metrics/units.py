@@ -135,8 +135,9 @@ FIGURE_COLUMNS = (
 )  # fmt: skip
 
 
-def figure_columns(state: Dossier | None, book: CalendarBook) -> dict[str, Any]:
-    """The per-dossier inputs of the index figures that do not depend on the period, from its state."""
+def figure_columns(state: Dossier | None, counted: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The per-dossier inputs of the index figures that do not depend on the period, from its state and
+    what it counts (`contribution`)."""
     if state is None:
         return dict.fromkeys(FIGURE_COLUMNS)
     supplement_requests, processing_days = state.supplement_requests, None
@@ -145,10 +146,9 @@ def figure_columns(state: Dossier | None, book: CalendarBook) -> dict[str, Any]:
         thresholds = open_thresholds(state)
         overdue_after, i766_late_after = thresholds.overdue_after, thresholds.i766_late_after
     else:
-        # what the dossier contributes to any period its close falls in (indices.md)
-        closed = closed_facts(state, book)
         supplement_requests = len([t for t in state.supplement_requested_at if t < state.closed_at])
-        processing_days = sum(us / length for length, us in closed.processing_us.items())
+        if counted is not None and counted["closed"] is not None:  # its close's facts (closed_facts)
+            processing_days = counted["closed"][1].get("processing_us", 0) / counted["keys"][4]
     last_event = state.last_event
     return {
         "received_at": state.received_at,
@@ -190,12 +190,14 @@ def contribution(state: Dossier, book: CalendarBook, first_apology_at: datetime 
                  shard: str) -> dict[str, Any]:
     """What the dossier adds to metrics_counts, as kept on its row (`counted`): its group and working-day
     length (`keys`), its receipt's facts under the month of `received_at`, its close's (if closed) under
-    the month of `closed_at`, and the shard they are added under."""
+    the month of `closed_at`, and the shard they are added under; and the names it gives its group's
+    codes (metrics_group_names)."""
     closed = None
     if state.closed_at is not None:
         closed = [month_start(state.closed_at).isoformat(),
                   _counts(closed_facts(state, book, first_apology_at))]
     return {"shard": shard, "keys": [*group_keys(state), state.calendar(book).day_length_us],
+            "names": [state.handling_agency.name, state.field_name, state.procedure_name],
             "received": [month_start(state.received_at).isoformat(), _counts(received_facts(state, book))],
             "closed": closed}
 
@@ -213,10 +215,13 @@ class Recount:
         """The dossier adds what `state` says instead of `counted` (what it added before); returns the
         new `counted`."""
         new = None if state is None else contribution(state, self.book, first_apology_at, shard)
+        if new == counted:
+            return new  # most events of an open dossier: nothing it counts changes
         self._add(counted, -1)
         self._add(new, +1)
-        if state is not None:
-            self._name(state, shard)
+        if state is not None and (counted is None or (counted["keys"], counted.get("names")) != (
+                new["keys"], new["names"])):  # type: ignore[index]
+            self._name(state, shard)  # received now, or another agency (a transfer): its names count
         return new
 
     def _add(self, counted: Mapping[str, Any] | None, sign: int) -> None:
@@ -302,14 +307,31 @@ def _stored(stream: str, items: Sequence[Received[Any]], fresh: Sequence[Receive
 ROW_COLUMNS = ("dossier_id", "state", "event_count", "first_apology_at", "counted")
 
 
+@dataclass(frozen=True)
+class _NewRow:
+    """The row of a dossier nothing was stored of before this unit (ROW_COLUMNS)."""
+
+    dossier_id: str
+    state: None = None
+    event_count: int = 0
+    first_apology_at: None = None
+    counted: None = None
+
+
 def _lock_rows(session: Session, dossier_ids: Sequence[str]) -> dict[str, Any]:
-    """The rows of these dossiers (sorted ids), made first when missing, locked in dossier order (PostgreSQL;
-    SQLite's writer holds the whole database): then no other unit changes them before this one commits."""
-    session.execute(dialect_insert(session, DOSSIERS).on_conflict_do_nothing(index_elements=["dossier_id"]),
-                    [{"dossier_id": d, "event_count": 0} for d in dossier_ids])
-    return {row.dossier_id: row for row in session.execute(
+    """The rows of these dossiers (sorted ids), locked in dossier order, a missing one as new.
+
+    PostgreSQL: the missing rows are made first, then all are locked; so a unit of another stream that
+    makes the same row meanwhile waits for this one, or this one for it, and never counts a dossier
+    without the other's part (its state, its first apology). SQLite: the writer holds the whole
+    database from the transaction's start, nothing can be made meanwhile."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(dialect_insert(session, DOSSIERS).on_conflict_do_nothing(index_elements=["dossier_id"]),
+                        [{"dossier_id": d, "event_count": 0} for d in dossier_ids])
+    rows: dict[str, Any] = {row.dossier_id: row for row in session.execute(
         select(*(DOSSIERS.c[c] for c in ROW_COLUMNS)).where(DOSSIERS.c.dossier_id.in_(dossier_ids))
         .order_by(DOSSIERS.c.dossier_id).with_for_update())}
+    return {d: rows[d] if d in rows else _NewRow(d) for d in dossier_ids}
 
 
 def _shard(stream: str, item: Received[Any]) -> str:
@@ -383,7 +405,7 @@ def _write_states(session: Session, states: Mapping[str, Dossier | None], rows: 
     for dossier_id in sorted(states):
         state, row = states[dossier_id], rows[dossier_id]
         counted = recount.replace(row.counted, state, row.first_apology_at, shards[dossier_id])
-        value = {"dossier_id": dossier_id, **figure_columns(state, recount.book), "counted": counted,
+        value = {"dossier_id": dossier_id, **figure_columns(state, counted), "counted": counted,
                  "counted_basis": None if counted is None else recount.basis}
         if with_state:
             value["state"] = None if state is None else state.to_json()
@@ -467,15 +489,17 @@ def apply_apology_events(session: Session, items: list[Received[Any]], *, book: 
             row, (issued_at, apology_id, shard) = rows[dossier_id], first[dossier_id]
             if row.first_apology_at is not None and row.first_apology_at <= issued_at:
                 continue  # an apology as early or earlier is already the first
-            value = {"dossier_id": dossier_id, "first_apology_at": issued_at, "first_apology_id": apology_id}
+            counted, basis = row.counted, None
             if row.state is not None:
-                state = Dossier.from_json(row.state)
-                value["counted"] = recount.replace(row.counted, state, issued_at, shard)
-                value["counted_basis"] = recount.basis
-            values.append(value)
-        for value in values:  # few (one letter per late dossier): one UPDATE each, in dossier order
-            session.execute(DOSSIERS.update().where(DOSSIERS.c.dossier_id == value["dossier_id"])
-                            .values({k: v for k, v in value.items() if k != "dossier_id"}))
+                counted = recount.replace(row.counted, Dossier.from_json(row.state), issued_at, shard)
+                basis = recount.basis
+            values.append({"dossier_id": dossier_id, "event_count": 0, "first_apology_at": issued_at,
+                           "first_apology_id": apology_id, "counted": counted, "counted_basis": basis})
+        if values:  # in dossier order; a row made now holds only the apology (its events come later)
+            stmt = dialect_insert(session, DOSSIERS)
+            session.execute(stmt.on_conflict_do_update(index_elements=["dossier_id"], set_={
+                name: stmt.excluded[name]
+                for name in ("first_apology_at", "first_apology_id", "counted", "counted_basis")}), values)
         recount.write(session)
     _advance_watermarks(session, STREAM_APOLOGY, fresh)
     return _stored(STREAM_APOLOGY, items, fresh)
