@@ -335,7 +335,14 @@ def _lock_rows(session: Session, dossier_ids: Sequence[str]) -> dict[str, Any]:
 
 
 def _shard(stream: str, item: Received[Any]) -> str:
+    """The shard of a dossier's counts written by a unit of this stream: its Kafka partition."""
     return f"{stream}:{item.partition if item.partition is not None else -1}"
+
+
+def _kept_shard(row: Any, otherwise: str) -> str:
+    """The shard the dossier's counts are in, for a unit that only corrects them (an apology, a count on
+    another calendar): they stay where the dossier's own partition put them; `otherwise` if none."""
+    return row.counted["shard"] if row.counted is not None else otherwise
 
 
 def apply_dossier_events(session: Session, items: list[Received[Any]], *, book: CalendarBook,
@@ -456,7 +463,8 @@ def count_dossiers(session: Session, *, book: CalendarBook, basis: str, after: s
         rows = _lock_rows(session, ids)
         recount = Recount(book, basis)
         states = {d: Dossier.from_json(rows[d].state) for d in ids if rows[d].state is not None}
-        _write_states(session, states, rows, recount, dict.fromkeys(ids, STARTUP_SHARD), with_state=False)
+        shards = {d: _kept_shard(rows[d], STARTUP_SHARD) for d in ids}
+        _write_states(session, states, rows, recount, shards, with_state=False)
         recount.write(session)
     if len(ids) == limit:
         return ids[-1]
@@ -486,12 +494,13 @@ def apply_apology_events(session: Session, items: list[Received[Any]], *, book: 
         recount = Recount(book, basis or facts_basis(book))
         values = []
         for dossier_id in ids:
-            row, (issued_at, apology_id, shard) = rows[dossier_id], first[dossier_id]
+            row, (issued_at, apology_id, apology_shard) = rows[dossier_id], first[dossier_id]
             if row.first_apology_at is not None and row.first_apology_at <= issued_at:
                 continue  # an apology as early or earlier is already the first
             counted, basis = row.counted, None
             if row.state is not None:
-                counted = recount.replace(row.counted, Dossier.from_json(row.state), issued_at, shard)
+                counted = recount.replace(row.counted, Dossier.from_json(row.state), issued_at,
+                                          _kept_shard(row, apology_shard))
                 basis = recount.basis
             values.append({"dossier_id": dossier_id, "event_count": 0, "first_apology_at": issued_at,
                            "first_apology_id": apology_id, "counted": counted, "counted_basis": basis})
