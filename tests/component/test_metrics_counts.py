@@ -298,7 +298,8 @@ def test_a_late_event_replaces_what_the_dossier_counted(engine: Engine) -> None:
     other = {"code": "000.00.13.H10", "name": "Sở Xây dựng"}
     d1 = [received("D-1", "2026-03-02T09:00", value=2),  # due 04/03 09:00
           event("dossier.resolved", "2026-03-06T10:00", {"result": "approved"}, dossier_id="D-1")]
-    late_pause = event("dossier.paused", "2026-03-03T15:00", {"reason": "financial_obligation"}, dossier_id="D-1")
+    late_pause = event("dossier.paused", "2026-03-03T15:00", {"reason": "financial_obligation"},
+                       dossier_id="D-1")
     d2 = [received("D-2", "2026-03-02T10:00", value=2),
           event("dossier.resolved", "2026-04-01T10:00", {"result": "approved"}, dossier_id="D-2")]
     late_transfer = event("dossier.transferred", "2026-03-03T09:00", {"to_agency": other}, dossier_id="D-2")
@@ -313,8 +314,8 @@ def test_a_late_event_replaces_what_the_dossier_counted(engine: Engine) -> None:
     assert closing_row(AGENCY["code"], date(2026, 3, 1))["late"] == 1  # D-1, closed late in March
     assert closing_row(AGENCY["code"], date(2026, 4, 1))["late"] == 1  # D-2, in April
 
-    deliver(engine, [late_pause, late_transfer, issued("D-2", datetime.fromisoformat("2026-04-02T09:00+07:00"))],
-            rng)
+    letter_after_close = issued("D-2", datetime.fromisoformat("2026-04-02T09:00+07:00"))
+    deliver(engine, [late_pause, late_transfer, letter_after_close], rng)
     march = closing_row(AGENCY["code"], date(2026, 3, 1))
     assert (march["late"], march["on_time"] + march["early"]) == (0, 1)  # judged at the pause: in time
     assert march["received"] == 1  # D-2's receipt moved to the other agency with it
@@ -386,8 +387,8 @@ def test_online_marks_are_read_with_the_counts_and_need_no_recount(engine: Engin
     year = current_periods(watermark)["year"]
     result = report(engine, year, marked, facts_basis(marked))
     assert result["total"]["procedures_offered_online"] == len(procedures)
-    assert without_service_fields(result) == oracle(folds(events, CalendarBook()), {}, year, present(watermark),
-                                                    marked)
+    expected = oracle(folds(events, CalendarBook()), {}, year, present(watermark), marked)
+    assert without_service_fields(result) == expected
 
 
 def test_counts_rebuilt_from_the_states_are_the_kept_counts(engine: Engine) -> None:

@@ -21,7 +21,8 @@ AGENCIES = (
     {"code": "000.30.21.H10", "name": "UBND xã Hữu Lũng"},
 )
 PROCEDURES = (
-    {"code": "2.000567", "name": "Đăng ký doanh nghiệp", "field_code": "G09-KH02", "field_name": "Doanh nghiệp"},
+    {"code": "2.000567", "name": "Đăng ký doanh nghiệp", "field_code": "G09-KH02",
+     "field_name": "Doanh nghiệp"},
     {"code": "1.001234", "name": "Cấp phép xây dựng", "field_code": "G10-XD01", "field_name": "Xây dựng"},
 )
 # A calendar file for these lives: one procedure offered online, a tolerance for the printed appointments.

@@ -136,9 +136,9 @@ def range_counts(session: Session, begin: datetime, end: datetime) -> Counts:
     return {key: [row[c] for c in COUNT_COLUMNS] for key, row in counts.items()}
 
 
-# One statement, the cut as a parameter. SQLite is told to read the partial index of the open dossiers (it holds
-# every column needed): left to itself it may prefer the index on `closed_at` and read 1 M rows' pages for
-# them. The WHERE clause is that index's own (models.OPEN_DOSSIERS), so both databases may use it.
+# One statement, the cut as a parameter. SQLite is told to read the partial index of the open dossiers (it
+# holds every column needed): left to itself it may prefer the index on `closed_at` and read 1 M rows' pages
+# for them. The WHERE clause is that index's own (models.OPEN_DOSSIERS), so both databases may use it.
 _OPEN_COUNTS = """
 SELECT handling_agency, field_code, procedure_code, channel, count(*),
        sum(CASE WHEN overdue_after IS NOT NULL AND overdue_after < :cut THEN 1 ELSE 0 END),

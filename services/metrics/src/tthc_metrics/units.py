@@ -326,8 +326,8 @@ def _lock_rows(session: Session, dossier_ids: Sequence[str]) -> dict[str, Any]:
     without the other's part (its state, its first apology). SQLite: the writer holds the whole
     database from the transaction's start, nothing can be made meanwhile."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(dialect_insert(session, DOSSIERS).on_conflict_do_nothing(index_elements=["dossier_id"]),
-                        [{"dossier_id": d, "event_count": 0} for d in dossier_ids])
+        made = dialect_insert(session, DOSSIERS).on_conflict_do_nothing(index_elements=["dossier_id"])
+        session.execute(made, [{"dossier_id": d, "event_count": 0} for d in dossier_ids])
     rows: dict[str, Any] = {row.dossier_id: row for row in session.execute(
         select(*(DOSSIERS.c[c] for c in ROW_COLUMNS)).where(DOSSIERS.c.dossier_id.in_(dossier_ids))
         .order_by(DOSSIERS.c.dossier_id).with_for_update())}
