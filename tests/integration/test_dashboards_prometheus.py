@@ -105,6 +105,21 @@ def test_the_committed_dashboards_rules_and_docs_are_what_the_build_script_write
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_dashboards_offer_the_periods_of_the_gauges() -> None:
+    """The build script is standard library only: it names the periods itself, the core's list."""
+    from tthc_core.indices import PERIOD_NAMES
+
+    spec = importlib.util.spec_from_file_location("build_dashboards", BUILD_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    assert module.PERIODS == PERIOD_NAMES
+
+
 def test_the_build_script_covers_every_figure_of_the_metrics_service() -> None:
     spec = importlib.util.spec_from_file_location("build_dashboards", BUILD_SCRIPT)
     assert spec is not None and spec.loader is not None
