@@ -142,6 +142,7 @@ class MonthSplit:
 
 
 def split_by_months(period: Period) -> MonthSplit:
+    """The whole months inside the period (facts kept per month answer for them) and the rest."""
     first = period.start if period.start.day == 1 else add_months(period.start.replace(day=1), 1)
     after = add_months(period.end.replace(day=1), 1)  # the month after P1's
     end_is_month_end = period.end == after - timedelta(days=1)
