@@ -10,10 +10,12 @@ report at 20,000 dossiers.
 1. Events: `tthc_sim.generate_days` (receipts over consecutive days, 250 a day, each dossier's later events
    in its story), in arrival order.
 2. Now: every event through `units.apply_dossier_events` in batches of `--batch` (one transaction each, as
-   a Kafka batch is), then `queries.indices_report` of the year at the present (the watermark: every
-   dossier read as stored) and of the first month as of its end (a past cut: the dossiers changed after it
-   are folded from their events).
-3. Previous (`--previous`, default the merge base with main): the metrics package of that commit, in a
+   a Kafka batch is; the kept counts included), then `queries.indices_report` of the year at the present
+   (the watermark: from the kept counts) and of the first month as of its end (a past cut: from the stored
+   states, the dossiers changed after it folded from their events). The figures of current periods at
+   scale: `bench_figures.py`.
+3. Previous (`--previous`, default `e90ea6b^`, the last commit with the per-event writer `store.py`; the
+   code before the kept counts is measured by `bench_figures.py`): the metrics package of that commit, in a
    subprocess (its tables are other ones): its per-event writer on the first `--previous-events` events,
    500 a transaction (the whole set would take about ten minutes at its speed), then its report on all
    the dossiers, its tables filled directly from the same events (events, per-dossier summaries, closed
@@ -38,6 +40,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
 PER_DAY = 250
+PER_EVENT_WRITER = "e90ea6b^"  # the last commit whose metrics package had store.py (one event a call)
 FIRST_DAY = date(2026, 1, 5)
 
 
@@ -72,28 +75,32 @@ def run_now(args: argparse.Namespace, raw: list[dict[str, Any]], tmp: Path) -> d
     from tthc_common.db import make_engine, run_migrations, session_scope
     from tthc_contracts import parse_dossier_event
     from tthc_core.calendar import CalendarBook
+    from tthc_core.indices import facts_basis
     from tthc_metrics import queries, units
     from tthc_metrics.app import MIGRATIONS_DIR
 
     book = CalendarBook(load_calendar(None))
+    basis = facts_basis(book)
     url, cleanup = fresh_database(args.database_url, tmp, "metrics_now")
     try:
         run_migrations(url, MIGRATIONS_DIR)
         engine = make_engine(url)
+        with session_scope(engine) as session:  # the start-up pass on an empty store: counted from now on
+            assert units.count_dossiers(session, book=book, basis=basis) is None
         items = [Received(parse_dossier_event(e), "dossier-events", i % 4, i) for i, e in enumerate(raw)]
         started = time.perf_counter()
         for start in range(0, len(items), args.batch):
             with session_scope(engine) as session:
-                units.apply_dossier_events(session, items[start:start + args.batch], book=book)
+                units.apply_dossier_events(session, items[start:start + args.batch], book=book, basis=basis)
         stored_s = time.perf_counter() - started
         year, january = periods()
         started = time.perf_counter()
         with session_scope(engine) as session:
-            present = queries.indices_report(session, book, year, None)
+            present = queries.indices_report(session, book, year, None, basis=basis)
         present_s = time.perf_counter() - started
         started = time.perf_counter()
         with session_scope(engine) as session:
-            past = queries.indices_report(session, book, january, january.ends_at)
+            past = queries.indices_report(session, book, january, january.ends_at, basis=basis)
         past_s = time.perf_counter() - started
         engine.dispose()
         return {"events": len(items), "stored_s": stored_s, "report_s": present_s, "past_report_s": past_s,
@@ -187,17 +194,12 @@ def print_figures(label: str, figures: dict[str, float], dossiers: int) -> None:
           f"January as of its end {figures['past_report_s']:.2f} s")
 
 
-def merge_base() -> str:
-    return subprocess.run(["git", "-C", str(REPO), "merge-base", "HEAD", "main"], check=True,
-                          capture_output=True, text=True).stdout.strip()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dossiers", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--previous", default=None, help="git ref of the previous code (default: merge base "
-                                                        "with main); 'none' to skip")
+    parser.add_argument("--previous", default=PER_EVENT_WRITER, help="git ref of the previous code (default: "
+                                                                    "the per-event writer); 'none' to skip")
     parser.add_argument("--previous-events", type=int, default=5_000)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--implementation", choices=("now", "previous"), default="now",
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         now = run_now(args, raw, tmp)
         print_figures("now", now, dossiers)
         if (args.previous or "").lower() != "none":
-            ref = args.previous or merge_base()
+            ref = args.previous
             source = extract_previous(ref, tmp)
             result = tmp / "previous.json"
             path = os.pathsep.join([str(source), os.environ.get("PYTHONPATH", "")])

@@ -143,10 +143,13 @@ def insert_ignoring_conflict(session: Session, table: Any, values: dict[str, obj
 def add_to_counters(session: Session, table: Any, deltas: Mapping[tuple[Any, ...], Mapping[str, int]], *,
                     keys: Sequence[str]) -> None:
     """`column += delta` on the counter rows named by their `keys` values (a missing row starts at 0), in
-    the caller's transaction, with one upsert statement: `{(shard, "open"): {"dossiers": -1}, ...}`.
+    the caller's transaction, with one upsert statement run for every row: `{(shard, "open"): {"dossiers":
+    -1}, ...}`.
 
     Rows are written in sorted key order, so that concurrent transactions lock the counter rows in the
-    same order and never deadlock on them. Rows whose deltas are all 0 are not written.
+    same order and never deadlock on them. Rows whose deltas are all 0 are not written. The statement
+    depends only on the columns, not on the rows: compiled once, whatever their number (a statement with
+    the rows in its VALUES would be compiled again for each call).
     """
     changed = {key: values for key, values in deltas.items() if any(values.values())}
     if not changed:
@@ -156,7 +159,6 @@ def add_to_counters(session: Session, table: Any, deltas: Mapping[tuple[Any, ...
             for key in sorted(changed)]
     columns = table.__table__.c if hasattr(table, "__table__") else table.c
     stmt = dialect_insert(session, table)
-    # executemany of one statement (compiled once, whatever the number of rows), in the sorted order
     session.execute(stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: columns[c] + stmt.excluded[c] for c in value_columns}), rows)
 

@@ -11,19 +11,29 @@ fact of one moment, so that a service can keep them as counters instead of re-re
 - `closed_facts`: when it closed (in the period that contains `closed_at`; fixed from then on);
 - `open_facts`: while it is open, at the cut (open, overdue, 766 on time: these move with the cut).
 A Tally adds up (`+`), and `figures(tally)` is the one place of every formula.
+
+For a service that keeps them: `month_start` names the month a fact is counted in; `open_thresholds` gives
+the instants at which an open dossier's `open_facts` change, so that they can be counted at any later cut
+without its state; `tally_of_counts` turns kept counts back into a Tally; `facts_basis` fingerprints what
+the kept facts depend on besides the states. The periods the services speak of without being asked (the
+current month, quarter and year) are here too (`current_periods`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from fractions import Fraction
 from typing import Any, Iterable, Mapping
 
-from tthc_contracts import VN_TZ
+import holidays
 
-from .calendar import CalendarBook
+from tthc_contracts import VN_TZ
+from tthc_contracts.timefmt import to_vn
+
+from .calendar import CalendarBook, add_months
 from .deadlines import Dossier, appointment_verdict
 
 GROUPINGS = ("agency", "field", "procedure", "channel")
@@ -84,6 +94,69 @@ class Period:
     def cut(self, now: datetime | None) -> datetime:
         """The figures see the events before P1 24:00, or before `now` when that is earlier."""
         return self.ends_at if now is None or now >= self.ends_at else now
+
+
+# -- the periods of the gauges and dashboards --------------------------------------------------------------
+PERIOD_NAMES = ("month", "quarter", "year")
+
+# A watermark is the time of an event already seen: the present instant is just after it, so that the
+# event a user just posted counts.
+JUST_AFTER = timedelta(microseconds=1)
+
+
+def present(watermark: datetime | None) -> datetime | None:
+    """The present instant of a service whose latest event seen is `watermark`."""
+    return None if watermark is None else watermark + JUST_AFTER
+
+
+def _month_end(year: int, month: int) -> date:
+    return add_months(date(year, month, 1), 1) - timedelta(days=1)
+
+
+def current_periods(at: datetime) -> dict[str, Period]:
+    """The month, quarter and year (local dates, Vietnam time) that contain the instant `at`."""
+    day = to_vn(at).date()
+    q_first = 3 * ((day.month - 1) // 3) + 1
+    periods = {
+        "month": Period(day.replace(day=1), _month_end(day.year, day.month)),
+        "quarter": Period(date(day.year, q_first, 1), _month_end(day.year, q_first + 2)),
+        "year": Period(date(day.year, 1, 1), date(day.year, 12, 31)),
+    }
+    assert tuple(periods) == PERIOD_NAMES
+    return periods
+
+
+def month_start(at: datetime) -> date:
+    """The first day of the local month (Vietnam time) containing `at`: the month a fact is counted in."""
+    return to_vn(at).date().replace(day=1)
+
+
+@dataclass(frozen=True)
+class MonthSplit:
+    """A period as whole local months `[first_month, last_month]` (both first days; None when the period
+    holds no whole month) and the instants `[a, b)` of its parts that are not whole months (at most two)."""
+
+    first_month: date | None
+    last_month: date | None
+    partial: tuple[tuple[datetime, datetime], ...]
+
+
+def split_by_months(period: Period) -> MonthSplit:
+    """The whole months inside the period (facts kept per month answer for them) and the rest."""
+    first = period.start if period.start.day == 1 else add_months(period.start.replace(day=1), 1)
+    after = add_months(period.end.replace(day=1), 1)  # the month after P1's
+    end_is_month_end = period.end == after - timedelta(days=1)
+    last_excl = after if end_is_month_end else period.end.replace(day=1)  # first day after the whole months
+    if first >= last_excl:  # no whole month inside
+        return MonthSplit(None, None, ((period.begins_at, period.ends_at),))
+    partial = []
+    begin = datetime.combine(first, time(0), tzinfo=VN_TZ)
+    if period.begins_at < begin:
+        partial.append((period.begins_at, begin))
+    end = datetime.combine(last_excl, time(0), tzinfo=VN_TZ)
+    if end < period.ends_at:
+        partial.append((end, period.ends_at))
+    return MonthSplit(first, add_months(last_excl, -1), tuple(partial))
 
 
 # The counts of a Tally (indices.md); every figure is a formula over them (`figures`).
@@ -210,6 +283,79 @@ def open_facts(d: Dossier, cut: datetime) -> Tally:
     end = d.stops[-1].start if d.clock == "awaiting_supplement" else cut
     c["i766_on_time"] = int(_i766_on_time(d, end))
     return tally
+
+
+@dataclass(frozen=True)
+class OpenThresholds:
+    """When an open dossier's `open_facts` change with the cut, for any cut after every instant of its state
+    (its events are all before the cut, as they are in a state folded up to the cut):
+
+    - `open_overdue` at the cut iff `overdue_after` is not None and `cut > overdue_after`;
+    - `i766_on_time` at the cut iff `i766_late_after` is None or `cut <= i766_late_after`.
+
+    A threshold at or before the state's last event gives a fixed answer at every such cut (a stopped
+    clock, more than one supplementation request), so both are plain comparisons, fit for SQL.
+    """
+
+    overdue_after: datetime | None
+    i766_late_after: datetime | None
+
+
+def open_thresholds(d: Dossier) -> OpenThresholds:
+    """The instants of `OpenThresholds` for an open dossier: `open_facts(d, cut)` for every cut after its
+    last event, without the state (the metrics service keeps them in two columns)."""
+    assert d.closed_at is None
+    due = d.extended_due_at or d.due_at
+    if d.clock == "running":
+        overdue_after: datetime | None = due  # is_overdue_at: overdue once the cut passes the due instant
+    else:
+        # is_overdue_at: fixed while the clock stands (stopped after the due instant had passed, or not);
+        # the stop's start lies before every later cut.
+        overdue_after = d.stops[-1].start if d.stops[-1].start > due else None
+    if d.clock == "awaiting_supplement":
+        # 766: `end` is the pending request, whatever the cut: fixed
+        on_time = _i766_on_time(d, d.stops[-1].start)
+        late_after = None if on_time else d.received_at
+    elif len(d.supplement_requested_at) > 1:
+        late_after = d.received_at  # 766: more than one request before the cut is late, whatever the cut
+    else:
+        # 766 with `end` = the cut: every completed supplementation round and every request lie before it,
+        # so on time iff cut - supp <= due_at_receipt
+        supp = sum(((s.end - s.start) for s in d.stops if s.kind == "supplement" and s.end is not None),
+                   timedelta(0))
+        late_after = d.due_at_receipt + supp
+    return OpenThresholds(overdue_after, late_after)
+
+
+def tally_of_counts(counts: Mapping[str, int], processing_us: Mapping[int, int], procedure_code: str,
+                    book: CalendarBook) -> Tally:
+    """The Tally of some dossiers of one procedure (and one agency, field, channel) from their counts added up
+    (`received_facts`, `closed_facts`, `open_facts`: `counts` by COUNTS name, `processing_us` by working-day
+    length). The procedure sets of `received_facts` follow from the counts: the procedure is offered online
+    when the calendar file marks it and a dossier of it was received (`received` > 0), with online when one
+    of them came online (`online_received` > 0). So the online marks are read now, never kept."""
+    tally = Tally(Counter({c: n for c, n in counts.items() if n}),
+                  Counter({length: us for length, us in processing_us.items() if us}))
+    if counts.get("received", 0) > 0 and book.online_level(procedure_code) is not None:
+        tally.procedures_offered_online.add(procedure_code)
+        if counts.get("online_received", 0) > 0:
+            tally.procedures_with_online.add(procedure_code)
+    return tally
+
+
+# Raised when what `received_facts` and `closed_facts` count changes, so that kept counts are counted again.
+FACTS_VERSION = 1
+
+
+def facts_basis(book: CalendarBook) -> str:
+    """A fingerprint of what `received_facts` and `closed_facts` of a stored state depend on besides it: the
+    calendars (office time of the processing days), the appointment tolerance, the holidays package and
+    this code's version. Not the online marks (read with the counts, `tally_of_counts`) nor the supplement
+    modes (the fold's business: they are in the state)."""
+    c = book.config
+    kept = (FACTS_VERSION, holidays.__version__, c.office_hours, c.receipt_cutoff, sorted(c.extra_days_off),
+            sorted(c.extra_working_days), sorted(c.agencies.items()), c.appointment_tolerance_hours)
+    return hashlib.sha256(repr(kept).encode("utf-8")).hexdigest()[:32]
 
 
 def dossier_tally(d: Dossier, period: Period, cut: datetime, book: CalendarBook,

@@ -20,9 +20,10 @@ from sqlalchemy.engine import Engine
 from tthc_adapters.calendar_file import load_calendar
 from tthc_common.batches import BatchRunner, make_runners
 from tthc_common.broker import make_kafka_router
-from tthc_common.db import make_engine, run_in_transaction
+from tthc_common.db import make_engine
 from tthc_common.service import build_service_app
 from tthc_core.calendar import CalendarBook
+from tthc_core.indices import facts_basis
 
 from . import http, units
 from .config import MetricsSettings
@@ -34,6 +35,7 @@ from .consumers import (
     parse_dossier_record,
     register_consumers,
 )
+from .counting import StartupCounting
 from .gauges import GaugeRefresher, IndexGauges
 from .metrics import MetricsServiceMetrics
 
@@ -47,30 +49,21 @@ class Deps:
     settings: MetricsSettings
     engine: Engine
     book: CalendarBook
+    basis: str  # facts_basis(book): what the kept counts must agree with
     metrics: MetricsServiceMetrics
     gauges: IndexGauges
     refresher: GaugeRefresher
+    counting: StartupCounting
     dossier_events: BatchRunner[Any, units.Stored]
     apology_events: BatchRunner[Any, units.Stored]
     deadline_events: BatchRunner[Any, units.Stored]
-
-    async def fold_stateless_dossiers(self) -> None:
-        """Dossiers stored before the service kept states (migration 0002) get theirs, a chunk at a time."""
-        total = 0
-        try:
-            while folded := await run_in_transaction(self.engine, partial(units.fold_stateless_dossiers,
-                                                                          book=self.book)):
-                total += folded
-        except Exception:  # a dossier the fold cannot take: its next event is dead-lettered with the reason
-            logger.exception("folding the stored dossiers stopped", extra={"count": total})
-        if total:
-            logger.info("dossier states folded from the stored events", extra={"count": total})
 
 
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
     # A calendar file that does not parse stops the start (CalendarFileError names the line).
     book = CalendarBook(load_calendar(settings.calendar_file))
+    basis = facts_basis(book)
     registry = CollectorRegistry()
     engine = make_engine(settings.database_url)
     router = make_kafka_router(settings, registry=registry)
@@ -81,14 +74,16 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         settings=settings,
         engine=engine,
         book=book,
+        basis=basis,
         metrics=MetricsServiceMetrics(registry),
         gauges=gauges,
-        refresher=GaugeRefresher(engine, book, gauges, settings.gauge_refresh_interval_s, registry),
+        refresher=GaugeRefresher(engine, book, basis, gauges, settings.gauge_refresh_interval_s, registry),
+        counting=StartupCounting(engine, book, basis),
         # Named by consumer group: the name a dead letter carries (`tthc-dead-letter-consumer`).
         dossier_events=runners(settings.consumer_group, parse=parse_dossier_record,
-                               unit=partial(units.apply_dossier_events, book=book)),
+                               unit=partial(units.apply_dossier_events, book=book, basis=basis)),
         apology_events=runners(settings.consumer_group + APOLOGY_GROUP, parse=parse_apology_record,
-                               unit=units.apply_apology_events),
+                               unit=partial(units.apply_apology_events, book=book, basis=basis)),
         deadline_events=runners(settings.consumer_group + DEADLINE_GROUP, parse=parse_deadline_record,
                                 unit=units.apply_deadline_events),
     )
@@ -101,8 +96,8 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         engine=engine,
         registry=registry,
         migrations_dir=MIGRATIONS_DIR,
-        after_broker_start=[deps.fold_stateless_dossiers, deps.refresher.start],
-        before_broker_stop=[deps.refresher.stop],
+        after_broker_start=[deps.counting.start, deps.refresher.start],
+        before_broker_stop=[deps.refresher.stop, deps.counting.stop],
     )
     app.include_router(http.router(deps))
     app.state.deps = deps

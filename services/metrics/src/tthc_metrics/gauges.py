@@ -115,9 +115,10 @@ class IndexGauges(Collector):
 class GaugeRefresher:
     """Recomputes the gauges from the database every `interval_s` seconds (and once at start)."""
 
-    def __init__(self, engine: Engine, book: CalendarBook, gauges: IndexGauges, interval_s: float,
+    def __init__(self, engine: Engine, book: CalendarBook, basis: str, gauges: IndexGauges, interval_s: float,
                  registry: CollectorRegistry) -> None:
-        self.engine, self.book, self.gauges, self.interval_s = engine, book, gauges, interval_s
+        self.engine, self.book, self.basis = engine, book, basis
+        self.gauges, self.interval_s = gauges, interval_s
         self.failures = Counter("tthc_index_refresh_failures", "Failed refreshes of the tthc_index_* gauges",
                                 registry=registry)
         # A failed refresh keeps the old values and is tried again at the next interval.
@@ -127,7 +128,7 @@ class GaugeRefresher:
 
     def _compute(self) -> tuple[dict[str, dict[str, Any]], datetime | None]:
         with session_scope(self.engine) as session:
-            return current_figures(session, self.book)
+            return current_figures(session, self.book, self.basis)
 
     async def refresh(self) -> None:
         read_at, started = time.time(), time.perf_counter()

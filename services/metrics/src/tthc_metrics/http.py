@@ -206,7 +206,7 @@ def router(deps: Deps) -> APIRouter:
             from_, to, group_by or [], until, format, request.headers.get("accept"))
         result = await run_in_transaction(
             deps.engine, partial(queries.indices_report, book=deps.book, period=period, until=until_at,
-                                 groupings=groupings))
+                                 groupings=groupings, basis=deps.basis))
         if answer_format == "csv":
             filename = f"indices_{period.start.isoformat()}_{period.end.isoformat()}.csv"
             return Response(indices_csv(result, groupings), media_type="text/csv; charset=utf-8",
