@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
-from sqlalchemy import and_, case, exists, insert, or_, select
+from sqlalchemy import and_, case, exists, or_, select
 from sqlmodel import Session
 
 from tthc_common.batches import Received
@@ -349,14 +349,20 @@ def apply_dossier_events(session: Session, items: list[Received[Any]], *, book: 
                          basis: str | None = None) -> Stored:
     """Store a batch of dossier events (redacted) and bring each of their dossiers' state, and what it adds to
     metrics_counts, up to date. `basis`: `facts_basis(book)`, computed once by the caller."""
-    fresh = _new_items(session, CONSUMER_DOSSIER, items)
-    if not fresh:
-        return _stored(STREAM_DOSSIER, items, fresh)
+    # The stored event is the record of what was processed (one insert serves as both): a redelivered one is
+    # already there and is skipped.
     stored_at = utcnow()
-    session.execute(insert(EVENTS), [
+    unique: dict[tuple[str, str], Received[Any]] = {}
+    for item in items:
+        unique.setdefault((item.event.source, item.event.event_id), item)
+    stmt = dialect_insert(session, EVENTS).on_conflict_do_nothing().returning(EVENTS.c.source, EVENTS.c.event_id)
+    new = set(session.execute(stmt, [
         {"source": e.source, "event_id": e.event_id, "dossier_id": e.dossier_id, "occurred_at": e.occurred_at,
          "type": e.type, "payload": redact(e), "stored_at": stored_at}
-        for e in (i.event for i in fresh)])
+        for e in (i.event for i in unique.values())]))
+    fresh = [item for key, item in unique.items() if key in new]
+    if not fresh:
+        return _stored(STREAM_DOSSIER, items, fresh)
     by_dossier: dict[str, list[Any]] = defaultdict(list)
     shards: dict[str, str] = {}
     for item in fresh:
