@@ -62,8 +62,8 @@ from .models import (
     counts_table,
 )
 
-# processed_events.consumer of each subscription
-CONSUMER_DOSSIER = "metrics-dossier-events"
+# processed_events.consumer of the apology and deadline subscriptions (the dossier events are recorded by
+# their own stored row)
 CONSUMER_DEADLINE = "metrics-deadline-events"
 CONSUMER_APOLOGY = "metrics-apology-events"
 # Dossiers whose close the live counter has counted (processed_events rows keyed by dossier id): the
