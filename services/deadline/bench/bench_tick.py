@@ -58,27 +58,29 @@ from prometheus_client import CollectorRegistry
 from psycopg import sql
 from sqlalchemy import select, text
 from sqlmodel import Session
-
+from tthc_common.batches import Received
 from tthc_common.db import make_engine, run_in_transaction, run_migrations
 from tthc_contracts import VN_TZ, format_ts, parse_dossier_event
 from tthc_contracts.derived import Tick
 from tthc_core.calendar import CalendarBook
 from tthc_core.calendar_config import CalendarConfig
 from tthc_core.deadlines import fold
+from tthc_deadline.active_calendar import ActiveCalendar, calendar_version
 from tthc_deadline.app import MIGRATIONS_DIR
-from tthc_deadline.calendar_version import calendar_version
 from tthc_deadline.config import DeadlineSettings
 from tthc_deadline.metrics import DeadlineMetrics
 from tthc_deadline.models import DossierRow
-from tthc_deadline.store import ActiveCalendar, advance_by_tick, count_by_state, decode_state
+from tthc_deadline.queries import count_by_state, decode_state
 from tthc_deadline.sweeper import DueSweeper
+from tthc_deadline.units import apply_ticks
 from tthc_sim.catalogue import PROCEDURES, Catalogue
 
 REPO = Path(__file__).resolve().parents[3]
 SOURCE = "motcua-lang-son"
 TARGET_MS = 50.0
 COPY_COLUMNS = ("dossier_id", "handling_agency", "state", "next_moment_at", "received_at", "due_at",
-                "state_json", "calendar_version", "updated_at")
+                "state_json", "calendar_version", "updated_at", "event_partition")
+PARTITIONS = 4  # the dossiers spread over the partitions of a 4-partition topic, each with its time
 ID_MARK = "@@DOSSIER_ID@@"
 DUE_COUNT = "SELECT count(*) FROM deadline_dossiers WHERE next_moment_at <= :w"
 
@@ -191,7 +193,7 @@ def copy_rows(conn: psycopg.Connection, n: int, pool: list[Template], version: s
             dossier_id = f"{t.agency}-{yymm}-{i:07d}"
             state_json = (t.head + dossier_id + t.tail).replace("\\", "\\\\")
             buf.write(f"{dossier_id}\t{t.agency}\topen\t{t.next_moment_at}\t{t.received_at}\t{t.due_at}\t"
-                      f"{state_json}\t{version}\t{updated}\n")
+                      f"{state_json}\t{version}\t{updated}\t{i % PARTITIONS}\n")
             if buf.tell() > 4_000_000:
                 copy.write(buf.getvalue())
                 buf = io.StringIO()
@@ -228,9 +230,9 @@ def populate(db: Database, pool: list[Template], version: str, w0: datetime, see
         t = time.perf_counter()
         copy_rows(conn, db.n, pool, version, w0, seed)
         # What the service's writers keep up to date (and migration 0003 fills from existing rows).
-        conn.execute("INSERT INTO deadline_state_counts (state, dossiers) "
-                     "SELECT state, count(*) FROM deadline_dossiers GROUP BY state")
-        for name in ("service", "tick"):
+        conn.execute("INSERT INTO deadline_state_counts (shard, state, dossiers) "
+                     "SELECT 'sweep', state, count(*) FROM deadline_dossiers GROUP BY state")
+        for name in (*(f"p{p}" for p in range(PARTITIONS)), "tick"):
             conn.execute("INSERT INTO deadline_watermark (name, at, updated_at) VALUES (%s, %s, %s)",
                          (name, w0, w0))
         conn.commit()
@@ -311,7 +313,7 @@ class TickResult:
 def next_watermark(engine: Any, due_per_tick: int) -> datetime:
     """The instant at which ~`due_per_tick` more dossiers are due (the next moments after the watermark)."""
     with engine.connect() as conn:
-        current = conn.execute(text("SELECT at FROM deadline_watermark WHERE name = 'service'")).scalar()
+        current = conn.execute(text("SELECT max(at) FROM deadline_watermark")).scalar()
         moments = [r[0] for r in conn.execute(text(
             "SELECT next_moment_at FROM deadline_dossiers WHERE next_moment_at > :w "
             "ORDER BY next_moment_at LIMIT :k"), {"w": current, "k": due_per_tick})]
@@ -343,7 +345,7 @@ async def run_ticks(db: Database, book: CalendarBook, version: str, ticks: int, 
         extra["backlog_due"] = scalar(engine, DUE_COUNT, w=backlog_at)
         extra["backlog_plan"] = explain(engine, selection_query(settings.due_batch_size, backlog_at))
         extra["gauges_plan"] = explain(engine, text(
-            "SELECT deadline_state_counts.state, deadline_state_counts.dossiers FROM deadline_state_counts"))
+            "SELECT state, sum(dossiers) FROM deadline_state_counts GROUP BY state"))
         # The first sweeper run after a start (rebase_calendar_batch with the calendar unchanged).
         extra["rebase_plan"] = explain(engine, (
             select(DossierRow)
@@ -358,7 +360,7 @@ async def run_ticks(db: Database, book: CalendarBook, version: str, ticks: int, 
             outbox_before = scalar(engine, "SELECT count(*) FROM outbox")
             t0 = time.perf_counter()
             # consumers.on_tick: one transaction moves the watermark ...
-            await run_in_transaction(engine, lambda s: advance_by_tick(s, w))
+            await run_in_transaction(engine, lambda s: apply_ticks(s, [Received(Tick(at=w), "ticks", 0, 0)]))
             t1 = time.perf_counter()
             # ... the sweeper advances what became due (the service runs it as a background task) ...
             advanced = await sweeper.sweep()
@@ -381,7 +383,7 @@ async def run_ticks(db: Database, book: CalendarBook, version: str, ticks: int, 
                 f"advanced {result.advanced}, derived {result.derived}, watermark {result.watermark_ms:.1f} ms, "
                 f"sweep {result.sweep_ms:.1f} ms, gauges {result.gauges_ms:.1f} ms")
         # The service's own rhythm: the watermark moves by one tick interval (30 s) of office time.
-        w = scalar(engine, "SELECT at FROM deadline_watermark WHERE name = 'service'")
+        w = scalar(engine, "SELECT max(at) FROM deadline_watermark")
         steady: list[TickResult] = []
         for _ in range(steady_ticks):
             w += timedelta(seconds=settings.tick_interval_s)
@@ -492,7 +494,7 @@ async def service_memory(db: Database, bootstrap: str, workdir: Path, prefix: st
                     raise RuntimeError(f"service exited:\n{logfile.read_text()[-3000:]}")
                 if time.perf_counter() - t1 > 120:
                     raise RuntimeError(f"tick not swept:\n{logfile.read_text()[-3000:]}")
-                wm = scalar(engine, "SELECT at FROM deadline_watermark WHERE name = 'service'")
+                wm = scalar(engine, "SELECT max(at) FROM deadline_watermark")
                 left = scalar(engine, DUE_COUNT, w=w)
                 outbox = scalar(engine, "SELECT count(*) FROM outbox")
                 if wm >= w and left == 0 and outbox == 0:
