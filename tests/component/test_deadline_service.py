@@ -116,6 +116,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> DeadlineSettings:
         "topic_prefix": "component.",
         "publish_ticks": False,
         "outbox_poll_interval_s": 0.05,
+        "state_gauges_min_interval_s": 0,
         "retry_delay_s": 0.0,
         "log_level": "DEBUG",
     }

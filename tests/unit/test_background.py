@@ -108,3 +108,22 @@ async def test_no_failure_message_leaves_the_reporting_to_on_error(caplog: pytes
             await failed.wait()
         await loop.stop()
     assert [r for r in caplog.records if r.name.startswith("tthc.")] == []
+
+
+async def test_a_minimum_interval_folds_many_wakes_into_one_round() -> None:
+    runs: list[float] = []
+
+    async def step() -> None:
+        runs.append(asyncio.get_running_loop().time())
+
+    loop = BackgroundLoop("test-min", step, interval_s=60.0, min_interval_s=0.2)
+    loop.start()
+    await until(lambda: len(runs) == 1)
+    for _ in range(20):  # woken by every batch of a burst
+        loop.wake()
+        await asyncio.sleep(0.01)
+    await until(lambda: len(runs) == 2, timeout_s=2.0)
+    await asyncio.sleep(0.3)
+    await loop.stop()
+    assert len(runs) == 2  # one more round for the whole burst
+    assert runs[1] - runs[0] >= 0.2

@@ -34,9 +34,12 @@ class BackgroundLoop:
     def __init__(self, name: str, step: Step, *, interval_s: float, retry_delay_s: float = 1.0,
                  logger: logging.Logger | None = None,
                  failure_message: str | None = "background step failed, will retry",
-                 on_error: ErrorHook | None = None) -> None:
-        """`name` names the asyncio task. `failure_message=None`: `on_error` does all the reporting."""
+                 on_error: ErrorHook | None = None, min_interval_s: float = 0.0) -> None:
+        """`name` names the asyncio task. `failure_message=None`: `on_error` does all the reporting.
+        `min_interval_s`: after a round, at least this long before the next, however often it is woken (a
+        refresh woken by every batch need not run for every batch)."""
         self.name = name
+        self.min_interval_s = min_interval_s
         self.step = step
         self.interval_s = interval_s
         self.retry_delay_s = retry_delay_s
@@ -97,6 +100,8 @@ class BackgroundLoop:
                 self._busy = False
             if more:
                 continue
+            if self.min_interval_s:
+                await asyncio.sleep(self.min_interval_s)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
             except TimeoutError:

@@ -71,7 +71,7 @@ def create_app(settings: DeadlineSettings | None = None, *, calendar: CalendarCo
     engine = make_engine(settings.database_url)
     relay = OutboxRelay(engine, broker, name="deadline", poll_interval_s=settings.outbox_poll_interval_s,
                         publish_timeout_s=settings.kafka_publish_timeout_s, retry_delay_s=settings.retry_delay_s)
-    state_gauges = StateGauges(engine, metrics)
+    state_gauges = StateGauges(engine, metrics, settings.state_gauges_min_interval_s)
     runners = make_runners(settings, engine=engine, broker=broker, registry=registry)
     max_lead = None if settings.max_event_lead_s is None else timedelta(seconds=settings.max_event_lead_s)
     deps = Deps(

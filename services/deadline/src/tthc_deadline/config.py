@@ -35,3 +35,5 @@ class DeadlineSettings(ServiceSettings):
     instance_name: str = Field(default_factory=_default_instance)
     # Dossiers advanced per transaction when the watermark passes their next moment.
     due_batch_size: int = Field(default=200, gt=0)
+    # The state gauges are re-read after batches, ticks and sweeps, at most this often.
+    state_gauges_min_interval_s: float = Field(default=1.0, ge=0)

@@ -92,12 +92,13 @@ class DeadlineMetrics:
 
 class StateGauges:
     """`tthc_deadline_dossiers{state}` from the kept counts (a few rows), refreshed in the background when
-    woken (after a batch, a tick or a sweep) and every five minutes."""
+    woken (after a batch, a tick or a sweep; at most every `min_interval_s`) and every five minutes."""
 
-    def __init__(self, engine: Engine, metrics: DeadlineMetrics) -> None:
+    def __init__(self, engine: Engine, metrics: DeadlineMetrics, min_interval_s: float = 1.0) -> None:
         self.engine = engine
         self.metrics = metrics
-        self._loop = BackgroundLoop("deadline-state-gauges", self._step, interval_s=300.0, logger=logger,
+        self._loop = BackgroundLoop("deadline-state-gauges", self._step, interval_s=300.0,
+                                    min_interval_s=min_interval_s, logger=logger,
                                     failure_message="state gauges not refreshed, will retry")
 
     async def refresh(self) -> None:
