@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="deploy/local/bench.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--day", type=date.fromisoformat, default=DEFAULT_DAY,
                    help=f"the first simulated day ({DEFAULT_DAY}: past, so intake takes every event at its default lead)")
-    p.add_argument("--days", type=int, default=1, help="consecutive simulated days (1)")
+    p.add_argument("--days", type=int, default=5, help="consecutive simulated days (5: a steady load, not start-up)")
     p.add_argument("--dossiers", type=int, default=1000, help="dossiers per day (1000)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch", type=int, default=1000, help="events per POST (at most 1000)")
