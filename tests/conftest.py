@@ -25,14 +25,10 @@ from typing import NoReturn
 
 import pytest
 
-from tests.support.infra import free_ports, fresh_databases
+from tests.support.infra import free_ports, fresh_databases, unavailable
 
 KAFKA_IMAGE = os.environ.get("TTHC_TEST_KAFKA_IMAGE", "confluentinc/cp-kafka:7.6.0")
 POSTGRES_IMAGE = os.environ.get("TTHC_TEST_POSTGRES_IMAGE", "postgres:15-alpine")
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 @functools.cache
@@ -47,13 +43,8 @@ def _docker_available() -> bool:
 
 
 def _unavailable(service: str, variable: str) -> NoReturn:
-    message = (
-        f"no {service}: set {variable}, run under deploy/local/with-infra.sh (make test), "
-        "or start a Docker engine for testcontainers"
-    )
-    if _in_ci():
-        pytest.fail(f"CI is set and {message}", pytrace=False)
-    pytest.skip(message)
+    unavailable(f"no {service}: set {variable}, run under deploy/local/with-infra.sh (make test), "
+                "or start a Docker engine for testcontainers")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # stack.py (and demo.p
 
 import httpx
 from demo import DEFAULT_DAY, kafka_answers, replay_of
-from stack import ROOT, SERVICES, Stack, StackError, intake_lead_for, log_tail, service_ports
+from stack import ROOT, SERVICES, Stack, StackError, intake_lead_for, service_ports
 
 BENCH_MARKER = ".tthc-bench"
 
@@ -248,8 +248,7 @@ def run(args: argparse.Namespace) -> int:
                                  key=lambda r: r[1])
     except (TimeoutError, RuntimeError, httpx.HTTPError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
-        for name in SERVICES:
-            print(f"--- {stack.log_path(name)}\n{log_tail(stack.log_path(name), 10)}", file=sys.stderr)
+        print(stack.log_tails(10), file=sys.stderr)
         return 1
     finally:
         stack.stop()

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from bench import PgDatabases, prepare_var
 from demo import kafka_answers
-from stack import ROOT, SERVICES, Stack, StackError, log_tail, service_ports
+from stack import ROOT, SERVICES, Stack, StackError, service_ports
 
 CACHE = ROOT / ".cache" / "bench-scale"
 FOLLOW_UP_DAYS = 70  # the simulator's follow-up events of a day reach at most about eight weeks on
@@ -322,8 +322,7 @@ def run_once(args: argparse.Namespace, db: str, kafka: str, log: Path, first: da
                     print("  " + p)
     except (TimeoutError, RuntimeError, httpx.HTTPError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
-        for name in SERVICES:
-            print(f"--- {stack.log_path(name)}\n{log_tail(stack.log_path(name), 10)}", file=sys.stderr)
+        print(stack.log_tails(10), file=sys.stderr)
         return 1
     finally:
         stack.stop()

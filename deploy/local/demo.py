@@ -39,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # stack.py sits next to this file
 
 import httpx
-from stack import ROOT, Stack, StackError, intake_lead_for, log_tail, service_ports
+from stack import ROOT, Stack, StackError, intake_lead_for, service_ports
 
 DEMO_MARKER = ".tthc-demo"
 # A past Monday before the Quốc khánh holidays (1-2/9): its dossiers' follow-up events, up to eight weeks on,
@@ -406,8 +406,7 @@ def run(args: argparse.Namespace) -> int:
             ok = not problems
     except (TimeoutError, RuntimeError, httpx.HTTPError) as exc:
         print(f"\n  LỖI: {exc}", file=sys.stderr)
-        for name in stack.services:
-            print(f"  --- {stack.log_path(name)} ---\n{log_tail(stack.log_path(name), 15)}", file=sys.stderr)
+        print(stack.log_tails(15), file=sys.stderr)
     finally:
         if args.keep_running and ok:
             print(f"\nCác dịch vụ vẫn chạy. Dừng bằng: python deploy/local/stack.py down --var {var}")

@@ -12,6 +12,7 @@ means one thing everywhere. An empty list means they agree.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -150,3 +151,18 @@ def compare(client: httpx.Client, stack: Any, events: list[dict[str, Any]], firs
         until = max(parse_ts(e["occurred_at"]) for e in events) + timedelta(microseconds=1)
     tick(stack, until)
     return differences(service_view(client, stack, first, last, until), replay_view(events, until, first, last, book))
+
+
+def compare_when_settled(client: httpx.Client, stack: Any, events: list[dict[str, Any]], first: date, last: date,
+                         *, timeout_s: float, poll_s: float = 2.0) -> list[str]:
+    """`compare` again every `poll_s` until the services agree with the replay or `timeout_s` has passed
+    (the consumers may still be working through what was posted, or restarting); the last differences."""
+    problems = ["not compared yet"]
+    stop = time.monotonic() + timeout_s
+    while problems and time.monotonic() < stop:
+        time.sleep(poll_s)
+        try:
+            problems = compare(client, stack, events, first, last)
+        except httpx.HTTPError as exc:
+            problems = [f"a service did not answer: {exc}"]
+    return problems

@@ -251,6 +251,10 @@ class Stack:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
+    def log_tails(self, lines: int) -> str:
+        """The last `lines` lines of every service's log, each under its path: what to show when a run fails."""
+        return "\n".join(f"--- {self.log_path(name)}\n{log_tail(self.log_path(name), lines)}" for name in self.services)
+
     def pid_path(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
 

@@ -38,6 +38,7 @@ from tthc_core.calendar import CalendarBook
 
 from tests.support import events
 from tests.support.events import CRIMINAL_RECORD, extended, resolved, scheduled
+from tests.support.infra import unavailable
 
 AGENCY = Agency(code="000.00.12.H10", name="Sở Tư pháp tỉnh Lạng Sơn")
 OTHER_AGENCY = Agency(code="000.00.15.H10", name="Sở Xây dựng tỉnh Lạng Sơn")
@@ -672,16 +673,11 @@ async def test_pdf_of_a_draft_and_of_an_issued_letter_named_after_its_number(
 @pytest.fixture
 def soffice() -> str:
     """LibreOffice, which `make test` installs (deploy/local/office.mk): missing, the test fails in CI."""
-    import os
-
     from tthc_adapters.pdf import find_soffice
 
     found = find_soffice()
     if found is None:
-        message = "no LibreOffice (soffice): run `make office` (Debian's libreoffice-writer-nogui)"
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-            pytest.fail(f"CI is set and {message}", pytrace=False)
-        pytest.skip(message)
+        unavailable("no LibreOffice (soffice): run `make office` (Debian's libreoffice-writer-nogui)")
     return found
 
 

@@ -33,6 +33,7 @@ from tthc_sim import generate_days
 
 from tests.support.events import CRIMINAL_RECORD, parsed, received
 from tests.support.examples import apology_key, examples
+from tests.support.schema import migration_differences
 
 TOPIC = "tthc.apology-events.v1"
 BOOK = CalendarBook()
@@ -235,3 +236,10 @@ def test_the_earliest_receipt_is_kept_when_several_arrive_in_one_batch(engine: E
     with engine.connect() as connection:
         kept = connection.execute(text("SELECT received_event FROM apology_dossiers")).scalar_one()
     assert json.loads(kept)["data"]["applicant"]["name"] == "Người Trước"  # then the smaller event_id
+
+
+def test_migrations_create_exactly_the_tables_the_models_describe(tmp_path: Path) -> None:
+    from tthc_apology.app import MIGRATIONS_DIR
+
+    assert migration_differences(tmp_path, MIGRATIONS_DIR, {
+        "processed_events", "outbox", "apology_dossiers", "apologies", "apology_number_counters"}) == []

@@ -26,6 +26,7 @@ from faststream.kafka import TestKafkaBroker
 from tests.support import events
 from tests.support.events import AGENCY, CRIMINAL_RECORD, changed, event, resolved
 from tests.support.examples import examples
+from tests.support.schema import migration_differences
 from tthc_common.broker import KafkaMessage
 from tthc_contracts.derived import Tick
 from tthc_core.calendar_config import CalendarFileError
@@ -486,20 +487,8 @@ async def test_a_changed_calendar_reschedules_open_dossiers_at_start_up(tmp_path
 
 
 def test_migrations_create_exactly_the_tables_the_models_describe(tmp_path: Path) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from sqlmodel import SQLModel
-
-    from tthc_common.db import make_engine, run_migrations
     from tthc_deadline.app import MIGRATIONS_DIR
 
-    url = f"sqlite:///{tmp_path}/schema.db"
-    run_migrations(url, MIGRATIONS_DIR)
-    ours = {"processed_events", "outbox", "deadline_event_log", "deadline_dossiers", "deadline_watermark",
-            "deadline_receipt_conflicts", "deadline_state_counts"}
-    metadata = sa.MetaData()
-    for name in ours:
-        SQLModel.metadata.tables[name].to_metadata(metadata)
-    with make_engine(url).connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
-    assert [d for d in diff if not (isinstance(d, tuple) and d[0] == "remove_table")] == []
+    assert migration_differences(tmp_path, MIGRATIONS_DIR, {
+        "processed_events", "outbox", "deadline_event_log", "deadline_dossiers", "deadline_watermark",
+        "deadline_receipt_conflicts", "deadline_state_counts"}) == []

@@ -24,6 +24,7 @@ from tthc_intake.publisher import BrokerUnavailable
 
 from tests.component.test_intake import (
     AUTH, KEY, OTHER_KEY, OTHER_SOURCE, SOURCE, Intake, make_settings, running_intake)
+from tests.support.schema import migration_differences
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dvcqg"
 CATALOGUE = DOCS / "catalogue.yaml"
@@ -399,17 +400,6 @@ async def test_no_applicant_data_in_logs_or_metrics(intake: Intake, capsys: Any)
 
 
 def test_migrations_create_exactly_the_tables_the_models_describe(tmp_path: Path) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from sqlmodel import SQLModel
-    from tthc_common.db import make_engine, run_migrations
     from tthc_intake.app import MIGRATIONS_DIR
 
-    url = f"sqlite:///{tmp_path}/schema.db"
-    run_migrations(url, MIGRATIONS_DIR)
-    metadata = sa.MetaData()
-    for name in ("intake_accepted_events", "intake_dvcqg_steps"):
-        SQLModel.metadata.tables[name].to_metadata(metadata)
-    with make_engine(url).connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
-    assert [d for d in diff if not (isinstance(d, tuple) and d[0] == "remove_table")] == []
+    assert migration_differences(tmp_path, MIGRATIONS_DIR, {"intake_accepted_events", "intake_dvcqg_steps"}) == []

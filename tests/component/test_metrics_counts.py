@@ -56,7 +56,8 @@ from tthc_metrics.models import COUNT_COLUMNS, counts_table
 from tthc_sim import generate_days
 
 from tests.support.examples import examples
-from tests.support.random_dossiers import CALENDAR, dossier_log
+from tests.support.random_dossiers import CALENDAR, boundaries, dossier_log
+from tests.support.schema import migration_differences
 
 BOOK = CalendarBook(parse_calendar(CALENDAR))
 BASIS = facts_basis(BOOK)
@@ -415,15 +416,6 @@ def test_counts_rebuilt_from_the_states_are_the_kept_counts(engine: Engine) -> N
 
 
 # -- the open part by SQL --------------------------------------------------------------------------------
-def boundaries(d: Dossier) -> list[datetime]:
-    supp, instants = timedelta(0), [d.due_at, d.due_at_receipt, *(s.start for s in d.stops)]
-    if d.extended_due_at is not None:
-        instants.append(d.extended_due_at)
-    for stop in d.stops:
-        if stop.kind == "supplement" and stop.end is not None:
-            supp += stop.end - stop.start
-            instants.append(d.due_at_receipt + supp)
-    return [t + timedelta(microseconds=k) for t in instants for k in (-1, 0, 1)]
 
 
 @settings(max_examples=60, deadline=None,
@@ -452,18 +444,6 @@ def test_the_open_part_by_one_query_is_open_facts_at_any_cut_after_the_events(en
 
 
 def test_migrations_create_exactly_the_tables_the_models_describe(tmp_path: Path) -> None:
-    import sqlalchemy as sa
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from sqlmodel import SQLModel
-
-    url = f"sqlite:///{tmp_path}/schema.db"
-    run_migrations(url, MIGRATIONS_DIR)
-    ours = {"processed_events", "metrics_dossier_events", "metrics_dossiers", "metrics_partition_watermarks",
-            "metrics_counts", "metrics_counts_basis", "metrics_group_names"}
-    metadata = sa.MetaData()
-    for name in ours:
-        SQLModel.metadata.tables[name].to_metadata(metadata)
-    with make_engine(url).connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
-    assert [d for d in diff if not (isinstance(d, tuple) and d[0] == "remove_table")] == []
+    assert migration_differences(tmp_path, MIGRATIONS_DIR, {
+        "processed_events", "metrics_dossier_events", "metrics_dossiers", "metrics_partition_watermarks",
+        "metrics_counts", "metrics_counts_basis", "metrics_group_names"}) == []

@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import docx
 import httpx
@@ -51,6 +51,7 @@ from tthc_core.calendar import CalendarBook
 
 from tests.support import events
 from tests.support.events import CRIMINAL_RECORD, at_risk, overdue, scheduled
+from tests.support.infra import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "docs" / "images"
@@ -184,29 +185,19 @@ def produce(bootstrap: str, batch: list[Message]) -> None:
 
 # ---- the browser ---------------------------------------------------------------------------------
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _unavailable(message: str) -> NoReturn:
-    if _in_ci():
-        pytest.fail(f"CI is set and {message}", pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     wanted = os.environ.get("TTHC_CHROMIUM")  # a path or a name; else the first of CHROMIUM_CANDIDATES
     executable = next((p for p in map(shutil.which, [wanted] if wanted else CHROMIUM_CANDIDATES) if p), None)
     if executable is None:
-        _unavailable(f"no Chromium ({wanted or ', '.join(CHROMIUM_CANDIDATES)}): run `make browser` "
+        unavailable(f"no Chromium ({wanted or ', '.join(CHROMIUM_CANDIDATES)}): run `make browser` "
                      "(Debian's chromium package)")
     if shutil.which("soffice") is None and shutil.which("libreoffice") is None:
-        _unavailable("no LibreOffice for the PDF links: run `make office` (Debian's libreoffice-writer-nogui)")
+        unavailable("no LibreOffice for the PDF links: run `make office` (Debian's libreoffice-writer-nogui)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("the playwright package is missing: uv sync --all-packages (dev group)")
+        unavailable("the playwright package is missing: uv sync --all-packages (dev group)")
     with sync_playwright() as p:
         # Playwright gives every launch a fresh temporary profile (--user-data-dir) and removes it.
         launched = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)

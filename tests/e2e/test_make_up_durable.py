@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,15 +47,7 @@ def post(client: httpx.Client, stack: Any, key: str, events: list[dict[str, Any]
 
 def settled(client: httpx.Client, stack: Any, events: list[dict[str, Any]], timeout_s: float = 180) -> list[str]:
     first, last = DAY, max(parse_ts(e["occurred_at"]) for e in events).date()
-    problems = ["not compared yet"]
-    stop = time.monotonic() + timeout_s
-    while problems and time.monotonic() < stop:
-        time.sleep(1.5)
-        try:
-            problems = replay_check.compare(client, stack, events, first, last)
-        except httpx.HTTPError as exc:
-            problems = [f"a service did not answer: {exc}"]
-    return problems
+    return replay_check.compare_when_settled(client, stack, events, first, last, timeout_s=timeout_s, poll_s=1.5)
 
 
 def test_make_down_and_up_keep_every_dossier_and_figure(tmp_path: Path, kafka_bootstrap: str) -> None:

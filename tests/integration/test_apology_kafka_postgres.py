@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import docx
 import httpx
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import BaseModel
 from tthc_apology.consumers import DEADLINE_GROUP_SUFFIX
 from tthc_common.db import make_engine
@@ -38,7 +37,7 @@ from tthc_core.calendar import CalendarBook
 
 from tests.support import events
 from tests.support.events import CRIMINAL_RECORD, at_risk, closed, extended, overdue, scheduled
-from tests.support.infra import free_ports, fresh_databases
+from tests.support.infra import create_topics, free_ports, fresh_databases, read_until_quiet, service_env
 
 AGENCY = Agency(code="000.00.12.H10", name="Sở Tư pháp tỉnh Lạng Sơn")
 KEY = "integration-officer-key"
@@ -102,14 +101,6 @@ def many_dossiers(n: int) -> tuple[list[dict[str, Any]], list[Any]]:
 
 # ---- Kafka helpers ---------------------------------------------------------------------------------
 
-async def create_topics(bootstrap: str, topics: list[str], partitions: int = 4) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics])
-    finally:
-        await admin.close()
-
 
 async def produce(bootstrap: str, topic: str, events: list[Any], key: str = "") -> None:
     """Dicts and typed events as JSON, bytes as they are."""
@@ -125,24 +116,6 @@ async def produce(bootstrap: str, topic: str, events: list[Any], key: str = "") 
         await producer.flush()
     finally:
         await producer.stop()
-
-
-async def read_topic(bootstrap: str, topic: str, settle_s: float = 2.0) -> list[Any]:
-    """Everything on `topic` now (waiting `settle_s` for stragglers)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        quiet_since = asyncio.get_running_loop().time()
-        while asyncio.get_running_loop().time() - quiet_since < settle_s:
-            batch = await consumer.getmany(timeout_ms=300)
-            for part in batch.values():
-                records.extend(part)
-                quiet_since = asyncio.get_running_loop().time()
-    finally:
-        await consumer.stop()
-    return records
 
 
 def events_of(records: list[Any], type_: str) -> list[dict[str, Any]]:
@@ -182,20 +155,11 @@ async def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str 
 @asynccontextmanager
 async def apology_process(*, bootstrap: str, database_url: str, prefix: str, group: str, port: int,
                           workdir: Path, name: str = "apology", **env_extra: str) -> AsyncIterator[httpx.AsyncClient]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("APOLOGY_")},
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "TTHC_TOPIC_PREFIX": prefix,
-        "APOLOGY_DATABASE_URL": database_url,
-        "APOLOGY_CONSUMER_GROUP": group,
-        "APOLOGY_HTTP_PORT": str(port),
-        "APOLOGY_DOCUMENTS_DIR": str(workdir / "documents"),
-        "APOLOGY_OFFICER_KEYS": f"{AGENCY.code}={hash_key(KEY)}",
-        "APOLOGY_LOG_FORMAT": "text",
-        "APOLOGY_OUTBOX_POLL_INTERVAL_S": "0.2",
-        "APOLOGY_POISON_BACKOFF_S": "0.05",
-        **env_extra,
-    }
+    env = service_env("apology", {
+        "database_url": database_url, "consumer_group": group, "http_port": str(port),
+        "documents_dir": str(workdir / "documents"), "officer_keys": f"{AGENCY.code}={hash_key(KEY)}",
+        "log_format": "text", "outbox_poll_interval_s": "0.2", "poison_backoff_s": "0.05",
+    }, KAFKA_BOOTSTRAP_SERVERS=bootstrap, TTHC_TOPIC_PREFIX=prefix) | env_extra
     log_path = workdir / f"{name}-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tthc_apology"], env=env, cwd=workdir, stdout=log,
@@ -272,7 +236,7 @@ async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_becomes
         assert again.status_code == 409 and again.json()["errors"][0]["reason"].startswith("already issued")
 
         async def published() -> list[Any]:
-            records = await read_topic(kafka_bootstrap, topics.apology_events, settle_s=1.0)
+            records = await read_until_quiet(kafka_bootstrap, topics.apology_events, settle_s=1.0)
             return records if events_of(records, "apology.issued") else []
 
         records = await eventually(published, what="apology.issued on Kafka")
@@ -283,7 +247,7 @@ async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_becomes
     assert [(e["data"]["apology_id"], e["data"]["number"]) for e in events_of(records, "apology.issued")] == [
         (apology_id, "01/PXL")]
     assert all(r.key == json.loads(r.value)["dossier_id"].encode() for r in records)
-    dead = await read_topic(kafka_bootstrap, topics.dead_letter)
+    dead = await read_until_quiet(kafka_bootstrap, topics.dead_letter)
     assert sorted(r.value for r in dead) == sorted([b"{poison", not_an_event])
     reasons = {r.value: dict(r.headers)["x-dead-letter-reason"].decode() for r in dead}
     assert "not valid JSON" in reasons[b"{poison"] and "due_at" in reasons[not_an_event]
@@ -319,7 +283,7 @@ async def test_a_restart_and_a_replay_with_a_new_consumer_group_still_leave_one_
     assert [(i["dossier_id"], i["kind"], i["status"]) for i in items] == [("D-2", "overdue", "draft")]
     assert rows_in(pg_database_url, "SELECT count(*) FROM apologies")[0][0] == 1
     assert rows_in(pg_database_url, "SELECT count(*) FROM outbox")[0][0] == 0
-    records = await read_topic(kafka_bootstrap, topics.apology_events)
+    records = await read_until_quiet(kafka_bootstrap, topics.apology_events)
     assert len(events_of(records, "apology.drafted")) == 1
     assert len(records) == 1
 
@@ -344,7 +308,7 @@ async def test_concurrent_issuing_on_postgresql_never_repeats_a_number(
     assert sorted(r.status_code for r in responses) == [200] * 15 + [409] * 5
     numbers = sorted(r.json()["number"] for r in responses if r.status_code == 200)
     assert numbers == [f"{n:02d}/PXL" for n in range(1, 16)]
-    records = await read_topic(kafka_bootstrap, topics.apology_events)
+    records = await read_until_quiet(kafka_bootstrap, topics.apology_events)
     assert sorted(e["data"]["number"] for e in events_of(records, "apology.issued")) == numbers
 
 
@@ -379,7 +343,7 @@ async def test_two_replicas_on_four_partitions_draft_exactly_what_one_replica_dr
 
                 await eventually(done, timeout=120, what=f"{name} replica(s) caught up")
                 metrics = [(await c.get("/metrics")).text for c in clients]
-            records = await read_topic(kafka_bootstrap, topics.apology_events)
+            records = await read_until_quiet(kafka_bootstrap, topics.apology_events)
             per_dossier: dict[str, list[str]] = {}
             for r in records:  # one dossier's events stay in order on its partition
                 per_dossier.setdefault(r.key.decode(), []).append(r.value.decode())

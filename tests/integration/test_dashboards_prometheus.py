@@ -49,7 +49,6 @@ import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 from tthc_contracts import parse_dossier_event
 from tthc_contracts.topics import Topics
@@ -61,6 +60,7 @@ from tthc_core.replay import run_apologies
 from tthc_sim import generate_day, province_calendar
 
 from tests.support.examples import examples
+from tests.support.infra import create_topics, service_env, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_FILES = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
@@ -83,10 +83,6 @@ QUERIES_TIMEOUT_S = 60.0
 BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m", "__range_s": "300"}
 VARIABLE_RE = re.compile(r"\$(\w+)|\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]")
 LABEL_VALUES_RE = re.compile(r"^label_values\((.*),\s*(\w+)\)$")
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def load_dashboards() -> list[dict[str, Any]]:
@@ -317,10 +313,7 @@ def prometheus_binary() -> str:
     path = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus")
     if path:
         return path
-    message = "the prometheus binary is not installed (`make tools`, or apt-get install prometheus)"
-    if _in_ci():
-        pytest.fail(f"CI is set and {message}", pytrace=False)
-    pytest.skip(message)
+    unavailable("the prometheus binary is not installed (`make tools`, or apt-get install prometheus)")
 
 
 def prometheus_config(metrics_port: int) -> dict[str, Any]:
@@ -501,12 +494,7 @@ class Timings:
 @pytest.fixture
 async def topics(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[Topics]:
     topics = Topics(topic_prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, num_partitions=4, replication_factor=1) for t in topics.all()])
-    finally:
-        await admin.close()
+    await create_topics(kafka_bootstrap, topics.all())
     yield topics
 
 
@@ -523,16 +511,10 @@ async def test_every_dashboard_query_returns_data_from_prometheus_scraping_the_m
     await produce(kafka_bootstrap, topics, before)
     timings.mark("events built, the first half produced")
 
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "TTHC_", "KAFKA_"))},
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "TTHC_TOPIC_PREFIX": topic_prefix,
-        "METRICS_DATABASE_URL": pg_database_url,
-        "METRICS_HTTP_PORT": str(free_port),
-        "METRICS_CONSUMER_GROUP": f"{topic_prefix}tthc-metrics",
-        "METRICS_GAUGE_REFRESH_INTERVAL_S": "2",
-        "METRICS_LOG_FORMAT": "text",
-    }
+    env = service_env("metrics", {
+        "database_url": pg_database_url, "http_port": str(free_port), "consumer_group": f"{topic_prefix}tthc-metrics",
+        "gauge_refresh_interval_s": "2", "log_format": "text",
+    }, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, TTHC_TOPIC_PREFIX=topic_prefix)
     calendar_file = tmp_path / "calendar.yml"
     calendar_file.write_text(province_calendar(), encoding="utf-8")
     env["METRICS_CALENDAR_FILE"] = str(calendar_file)

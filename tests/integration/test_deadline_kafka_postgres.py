@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
 import subprocess
@@ -23,8 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaProducer
 
 from tthc_contracts import VN_TZ, format_ts, parse_dossier_event
 from tthc_contracts.topics import Topics
@@ -34,7 +32,7 @@ from tthc_core.deadlines import fold
 
 from tests.support import events
 from tests.support.events import AGENCY, CRIMINAL_RECORD, event, extended, resolved
-from tests.support.infra import free_ports, fresh_databases
+from tests.support.infra import create_topics, free_ports, fresh_databases, read_until_quiet, service_env
 
 COMMUNE = {"code": "000.30.21.H10", "name": "UBND xã Hữu Lũng"}
 REPO = Path(__file__).resolve().parents[2]
@@ -93,16 +91,9 @@ class DeadlineProcess:
     def __init__(self, *, bootstrap: str, database_url: str, prefix: str, log: Path, **env: str) -> None:
         self.port = free_ports(1)[0]
         self.log = log
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("DEADLINE_")},
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "TTHC_TOPIC_PREFIX": prefix,
-            "DEADLINE_DATABASE_URL": database_url,
-            "DEADLINE_HTTP_PORT": str(self.port),
-            "DEADLINE_CONSUMER_GROUP": f"{prefix}tthc-deadline",
-            "DEADLINE_LOG_FORMAT": "text",
-            **env,
-        }
+        self.env = service_env("deadline", {
+            "database_url": database_url, "http_port": str(self.port), "consumer_group": f"{prefix}tthc-deadline",
+            "log_format": "text"}, KAFKA_BOOTSTRAP_SERVERS=bootstrap, TTHC_TOPIC_PREFIX=prefix) | env
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -144,15 +135,6 @@ class DeadlineProcess:
 
 # ---- Kafka and database helpers ----------------------------------------------------------------------
 
-async def create_topics(bootstrap: str, topics: Topics) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, num_partitions=4, replication_factor=1) for t in topics.all()])
-    finally:
-        await admin.close()
-
-
 async def produce(bootstrap: str, topic: str, values: list[dict[str, Any]], key: str = "dossier_id") -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
@@ -172,24 +154,6 @@ async def produce_tick(bootstrap: str, topic: str, at: datetime) -> None:
         await producer.send_and_wait(topic, Tick(at=at, instance="test").model_dump_json().encode(), key=b"test")
     finally:
         await producer.stop()
-
-
-async def read_all(bootstrap: str, topic: str, settle_s: float = 1.5) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < settle_s:
-            batch = await consumer.getmany(timeout_ms=300)
-            for part in batch.values():
-                records.extend(part)
-            if batch:
-                idle_since = time.monotonic()
-    finally:
-        await consumer.stop()
-    return records
 
 
 def scalar(engine: sa.Engine, sql: str) -> Any:
@@ -235,7 +199,7 @@ async def test_a_received_event_on_kafka_shows_its_due_date_over_http(
     kafka_bootstrap: str, pg_database_url: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     topics = Topics(topic_prefix)
-    await create_topics(kafka_bootstrap, topics)
+    await create_topics(kafka_bootstrap, topics.all())
     service = DeadlineProcess(bootstrap=kafka_bootstrap, database_url=pg_database_url, prefix=topic_prefix,
                               log=tmp_path / "deadline.log", DEADLINE_TICK_INTERVAL_S="1")
     now = datetime.now(VN_TZ).replace(microsecond=0)
@@ -267,10 +231,10 @@ async def test_a_received_event_on_kafka_shows_its_due_date_over_http(
                         break
                     await asyncio.sleep(0.3)
 
-        scheduled = [json.loads(r.value) for r in await read_all(kafka_bootstrap, topics.deadline_events)]
+        scheduled = [json.loads(r.value) for r in await read_until_quiet(kafka_bootstrap, topics.deadline_events)]
         assert [(e["type"], e["data"]["due_at"]) for e in scheduled] == [
             ("deadline.scheduled", format_ts(expected.due_at))]
-        ticks = await read_all(kafka_bootstrap, topics.deadline_ticks, settle_s=0.5)
+        ticks = await read_until_quiet(kafka_bootstrap, topics.deadline_ticks, settle_s=0.5)
         assert ticks and all(Tick.model_validate_json(r.value).at >= now for r in ticks)
     finally:
         service.stop()
@@ -290,7 +254,8 @@ async def test_a_service_killed_mid_stream_and_restarted_ends_like_one_that_neve
 
     run = uuid.uuid4().hex[:8]
     killed_topics, steady_topics = Topics(f"t-{run}-killed."), Topics(f"t-{run}-steady.")
-    await asyncio.gather(create_topics(kafka_bootstrap, killed_topics), create_topics(kafka_bootstrap, steady_topics))
+    await asyncio.gather(create_topics(kafka_bootstrap, killed_topics.all()),
+                         create_topics(kafka_bootstrap, steady_topics.all()))
     # No wall-clock ticks: both services see the same event time, ending at the test's own tick.
     common = {"DEADLINE_PUBLISH_TICKS": "false", "DEADLINE_DUE_BATCH_SIZE": "7"}
     killed = DeadlineProcess(bootstrap=kafka_bootstrap, database_url=pg_database_url,
@@ -338,7 +303,7 @@ async def test_a_service_killed_mid_stream_and_restarted_ends_like_one_that_neve
         # event_id) after the crash; a close re-judged by a late event is published again, corrected, so
         # the last deadline.closed of each dossier (one partition per dossier: in order) is its outcome
         for topics, rows in ((killed_topics, rows_killed), (steady_topics, rows_steady)):
-            derived = [json.loads(r.value) for r in await read_all(kafka_bootstrap, topics.deadline_events)]
+            derived = [json.loads(r.value) for r in await read_until_quiet(kafka_bootstrap, topics.deadline_events)]
             by_id: dict[str, dict[str, Any]] = {}
             for e in derived:
                 assert by_id.setdefault(e["event_id"], e) == e  # a repeat is the very same event
@@ -369,7 +334,8 @@ async def test_two_replicas_in_one_group_end_like_one_service(
     until = datetime(2026, 4, 1, tzinfo=VN_TZ)
     run = uuid.uuid4().hex[:8]
     pair_topics, single_topics = Topics(f"t-{run}-pair."), Topics(f"t-{run}-single.")
-    await asyncio.gather(create_topics(kafka_bootstrap, pair_topics), create_topics(kafka_bootstrap, single_topics))
+    await asyncio.gather(create_topics(kafka_bootstrap, pair_topics.all()),
+                         create_topics(kafka_bootstrap, single_topics.all()))
     common = {"DEADLINE_PUBLISH_TICKS": "false", "DEADLINE_BATCH_MAX_RECORDS": "20"}
     replicas = [DeadlineProcess(bootstrap=kafka_bootstrap, database_url=pg_database_url, prefix=pair_topics.prefix,
                                 log=tmp_path / f"replica-{i}.log", DEADLINE_INSTANCE_NAME=f"replica-{i}", **common)
@@ -414,7 +380,7 @@ async def test_two_replicas_in_one_group_end_like_one_service(
         expected_ids = {e.event_id for evs in by_dossier.values() for e in fold(evs, book, until)[1]
                         if e.type != "deadline.closed"}
         for topics in (pair_topics, single_topics):
-            derived = [json.loads(r.value) for r in await read_all(kafka_bootstrap, topics.deadline_events)]
+            derived = [json.loads(r.value) for r in await read_until_quiet(kafka_bootstrap, topics.deadline_events)]
             by_id: dict[str, dict[str, Any]] = {}
             for e in derived:
                 assert by_id.setdefault(e["event_id"], e) == e

@@ -14,6 +14,12 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
+def group_member(bootstrap: str, topic: str, group: str) -> AIOKafkaConsumer:
+    """A consumer of `group` that commits by hand and starts from the beginning when the group has no offset."""
+    return AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                            auto_offset_reset="earliest")
+
+
 async def _drain(consumer: AIOKafkaConsumer, want: int, timeout: float = 30.0) -> list:
     """Read until `want` records arrived (or fail after `timeout` seconds)."""
     records: list = []
@@ -36,13 +42,7 @@ async def test_kafka_idempotent_produce_and_group_consume_with_manual_commit(
         sent = [await producer.send_and_wait(topic, f"v{i}".encode(), key=f"k{i % 3}".encode()) for i in range(10)]
         assert all(md.topic == topic and md.offset >= 0 for md in sent)
 
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=kafka_bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        consumer = group_member(kafka_bootstrap, topic, group)
         await consumer.start()
         try:
             records = await _drain(consumer, 10)
@@ -62,13 +62,7 @@ async def test_kafka_idempotent_produce_and_group_consume_with_manual_commit(
 
         # One more record; a new member of the same group starts after the committed offsets.
         await producer.send_and_wait(topic, b"after-commit", key=b"k0")
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=kafka_bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        consumer = group_member(kafka_bootstrap, topic, group)
         await consumer.start()
         try:
             records = await _drain(consumer, 1)

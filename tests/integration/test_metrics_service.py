@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from tthc_common.dead_letter import HEADER_CONSUMER, HEADER_REASON
@@ -33,7 +31,7 @@ from tthc_core.indices import Period
 from tthc_sim import generate_days
 
 from tests.support.examples import Example, examples
-from tests.support.infra import free_ports
+from tests.support.infra import create_topics, free_ports, service_env
 from tests.support.replayed import replayed, without_service_fields
 
 EXAMPLES = {e.name: e for e in examples()}
@@ -121,23 +119,11 @@ async def wait_ready(service: MetricsProcess, http: httpx.AsyncClient) -> None:
 async def stack(kafka_bootstrap: str, pg_database_url: str, topic_prefix: str, free_port: int,
                 tmp_path: Path) -> AsyncIterator[Stack]:
     topics = Topics(topic_prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:  # as a deployment would have them; 4 partitions so that keys spread
-        await admin.create_topics([NewTopic(t, num_partitions=4, replication_factor=1) for t in topics.all()])
-    finally:
-        await admin.close()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "TTHC_", "KAFKA_"))},
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "TTHC_TOPIC_PREFIX": topic_prefix,
-        "METRICS_DATABASE_URL": pg_database_url,
-        "METRICS_HTTP_PORT": str(free_port),
-        "METRICS_CONSUMER_GROUP": f"{topic_prefix}tthc-metrics",
-        "METRICS_GAUGE_REFRESH_INTERVAL_S": "0.5",
-        "METRICS_RETRY_DELAY_S": "0.2",
-        "METRICS_LOG_FORMAT": "text",
-    }
+    await create_topics(kafka_bootstrap, topics.all())
+    env = service_env("metrics", {
+        "database_url": pg_database_url, "http_port": str(free_port), "consumer_group": f"{topic_prefix}tthc-metrics",
+        "gauge_refresh_interval_s": "0.5", "retry_delay_s": "0.2", "log_format": "text",
+    }, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, TTHC_TOPIC_PREFIX=topic_prefix)
     yield Stack(kafka_bootstrap, topics, env, tmp_path, free_port)
 
 

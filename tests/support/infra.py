@@ -1,5 +1,5 @@
-"""Small helpers for tests that run against real servers: free ports, throwaway PostgreSQL databases, a
-Kafka broker of a test's own."""
+"""Small helpers for tests that run against real servers: free ports, throwaway PostgreSQL databases,
+topics, a service's environment, a Kafka broker of a test's own."""
 
 from __future__ import annotations
 
@@ -9,12 +9,28 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def in_ci() -> bool:
+    """CI sets CI (to anything but empty, 0, false or no)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(message: str) -> NoReturn:
+    """A real part a test needs is missing (a server, a binary): skip on a developer's machine, fail in CI,
+    where `make test` installs everything and a missing part is a broken build, not a reason to skip."""
+    import pytest
+
+    if in_ci():
+        pytest.fail(f"CI is set and {message}", pytrace=False)
+    pytest.skip(message)
 
 
 def free_ports(n: int) -> list[int]:
@@ -52,6 +68,50 @@ def fresh_databases(postgres_url: str, names: list[str]) -> Iterator[list[str]]:
         with psycopg.connect(admin, autocommit=True) as conn:
             for db in unique:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+
+
+async def create_topics(bootstrap: str, topics: Iterable[str], partitions: int = 4) -> None:
+    """Create `topics` as a deployment would have them: `partitions` each (keys spread), one replica."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics])
+    finally:
+        await admin.close()
+
+
+async def read_until_quiet(bootstrap: str, topic: str, settle_s: float = 2.0) -> list[Any]:
+    """Every record on `topic` from its beginning, read until nothing more has come for `settle_s`
+    (outside any consumer group, so no test's reading moves a service's offsets)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < settle_s:
+            batch = await consumer.getmany(timeout_ms=300)
+            for part in batch.values():
+                records.extend(part)
+            if batch:
+                idle_since = time.monotonic()
+    finally:
+        await consumer.stop()
+    return records
+
+
+def service_env(service: str, settings: dict[str, str], **shared: str) -> dict[str, str]:
+    """The environment of one service started as a process: this process's, without any setting of that
+    service or shared by all of them (which a developer's shell or CI may hold), then `settings` under the
+    service's prefix (`{"http_port": "8002"}` → `DEADLINE_HTTP_PORT`) and the `shared` ones as named
+    (`KAFKA_BOOTSTRAP_SERVERS=…`)."""
+    prefix = f"{service.upper()}_"
+    return {**{k: v for k, v in os.environ.items() if not k.startswith((prefix, "TTHC_", "KAFKA_"))},
+            **shared, **{prefix + k.upper(): v for k, v in settings.items()}}
 
 
 class KeptBroker:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 
 from tthc_contracts import VN_TZ, format_ts
+
+if TYPE_CHECKING:
+    from tthc_core.deadlines import Dossier
 
 SOURCE = "motcua-random"
 AGENCIES = (
@@ -79,3 +82,17 @@ def dossier_log(draw: st.DrawFn, *, closing: bool = True, days: int = 200) -> li
         }[kind]
         events.append(_event(kind, at, dossier_id, step))
     return events
+
+
+def boundaries(d: Dossier) -> list[datetime]:
+    """The instants where an open dossier's facts may turn (due dates, the ends of supplementation, the
+    starts of stops), each with its neighbours 1 µs apart: the cuts a property test should try."""
+    supp = timedelta(0)
+    instants = [d.due_at, d.due_at_receipt, *(s.start for s in d.stops)]
+    if d.extended_due_at is not None:
+        instants.append(d.extended_due_at)
+    for stop in d.stops:
+        if stop.kind == "supplement" and stop.end is not None:
+            supp += stop.end - stop.start
+            instants.append(d.due_at_receipt + supp)
+    return [t + timedelta(microseconds=k) for t in instants for k in (-1, 0, 1)]

@@ -27,7 +27,7 @@ from tthc_core.indices import (
     tally_of_counts,
 )
 
-from tests.support.random_dossiers import CALENDAR, dossier_log
+from tests.support.random_dossiers import CALENDAR, boundaries, dossier_log
 
 BOOK = CalendarBook(parse_calendar(CALENDAR))
 ONE_US = timedelta(microseconds=1)
@@ -37,19 +37,6 @@ def folded(log: list[dict]) -> Dossier:
     state, _ = fold([parse_dossier_event(e) for e in log], BOOK)
     assert state is not None
     return state
-
-
-def boundaries(d: Dossier) -> list[datetime]:
-    """The instants where an open dossier's facts may turn, each with its neighbours (1 µs apart)."""
-    supp = timedelta(0)
-    instants = [d.due_at, d.due_at_receipt, *(s.start for s in d.stops)]
-    if d.extended_due_at is not None:
-        instants.append(d.extended_due_at)
-    for stop in d.stops:
-        if stop.kind == "supplement" and stop.end is not None:
-            supp += stop.end - stop.start
-            instants.append(d.due_at_receipt + supp)
-    return [t + k * ONE_US for t in instants for k in (-1, 0, 1)]
 
 
 def facts_by_thresholds(d: Dossier, cut: datetime) -> Counter[str]:
