@@ -43,10 +43,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -307,7 +308,8 @@ def run_once(args: argparse.Namespace, db: str, kafka: str, log: Path, first: da
                 from tthc_adapters.calendar_file import load_calendar
                 from tthc_core.calendar import CalendarBook
 
-                events = [json.loads(line) for line in open(log, encoding="utf-8")]
+                with log.open(encoding="utf-8") as lines:
+                    events = [json.loads(line) for line in lines]
                 until = datetime.fromisoformat(max(e["occurred_at"] for e in events)) + timedelta(microseconds=1)
                 want = replay_view(events, until, first, until.date(), CalendarBook(load_calendar(calendar)))
                 tick(stack, until)  # the services' time at the end of the log, as replay's --until
@@ -354,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no Kafka at {kafka}: set KAFKA_BOOTSTRAP_SERVERS, or run `make bench-scale`", file=sys.stderr)
         return 2
     log, first, last = province_log(args.dossiers, args.per_day)
-    received = sum(1 for line in open(log, encoding="utf-8") if '"type": "dossier.received"' in line)
+    with log.open(encoding="utf-8") as lines:
+        received = sum(1 for line in lines if '"type": "dossier.received"' in line)
     args.refused_margin = args.dossiers - received  # refused at the desk: never received
     print(f"workload: {log.name}: {args.dossiers:,} dossiers ({received:,} received) from {first} to {last}",
           file=sys.stderr)

@@ -55,7 +55,10 @@ def stack(kafka_bootstrap: str, topic_prefix: str, service_databases: dict[str, 
 def _replay(events: Path, args: dict[str, str], out: Path) -> dict[str, Any]:
     assert tthc(["replay", "--events", str(events), "--until", args["until"], "--from", args["from"],
                  "--to", args["to"], "--out", str(out)]) == 0
-    read = lambda name: [json.loads(l) for l in (out / name).read_text(encoding="utf-8").splitlines()]  # noqa: E731
+
+    def read(name: str) -> list:
+        return [json.loads(line) for line in (out / name).read_text(encoding="utf-8").splitlines()]
+
     return {"dossiers": read("dossiers.jsonl"), "apologies": read("apologies.jsonl"),
             "indices": json.loads((out / "indices.json").read_text(encoding="utf-8"))}
 
