@@ -119,9 +119,9 @@ async def test_a_minimum_interval_folds_many_wakes_into_one_round() -> None:
     loop = BackgroundLoop("test-min", step, interval_s=60.0, min_interval_s=0.2)
     loop.start()
     await until(lambda: len(runs) == 1)
-    for _ in range(20):  # woken by every batch of a burst
-        loop.wake()
-        await asyncio.sleep(0.01)
+    for _ in range(20):  # woken by every batch of a burst (all within the minimum interval, however loaded
+        loop.wake()      # the machine: a burst spread over more than 0.2 s would rightly take two rounds)
+        await asyncio.sleep(0)
     await until(lambda: len(runs) == 2, timeout_s=2.0)
     await asyncio.sleep(0.3)
     await loop.stop()
