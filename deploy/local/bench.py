@@ -29,6 +29,7 @@ import shutil
 import sys
 import time
 import uuid
+from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Self
@@ -213,47 +214,40 @@ def run(args: argparse.Namespace) -> int:
     prepare_var(var)
     prefix = f"bench-{secrets.token_hex(4)}."
     ports = service_ports(args.port_base)
-    pg = PgDatabases(args.pg) if args.pg else None
-    if pg is not None:
-        pg.__enter__()
-    lead = intake_lead_for(last_at)
-    if lead:
-        print(f"events reach {last}, after today: intake's lead raised to INTAKE_MAX_EVENT_LEAD_S="
-              f"{lead['INTAKE_MAX_EVENT_LEAD_S']}")
-    stack = Stack(kafka_bootstrap=kafka, topic_prefix=prefix, var_dir=var, ports=ports,
-                  database_urls=pg.urls() if pg else None, officer_agencies=[],
-                  extra_env={**lead, "DEADLINE_PUBLISH_TICKS": "false", "INTAKE_LOG_LEVEL": "WARNING",
-                             "DEADLINE_LOG_LEVEL": "WARNING", "APOLOGY_LOG_LEVEL": "WARNING",
-                             "METRICS_LOG_LEVEL": "WARNING"})
-    storage = "PostgreSQL (one database per service)" if pg else f"SQLite under {var}"
-    print(f"stack: Kafka {kafka}, topics {prefix}*, {storage}")
-    try:
-        stack.start()
-    except StackError as exc:
-        print(f"stack did not start: {exc}", file=sys.stderr)
-        if pg is not None:
-            pg.__exit__(None, None, None)
-        return 1
-    try:
-        with httpx.Client(timeout=300) as client:
-            t0 = time.monotonic()
-            accepted = post_all(client, stack, events, args.batch)
-            posted_s = time.monotonic() - t0
-            done = wait_processed(client, stack, first, last, received, closed, accepted, args.timeout, t0)
-        pipeline_s = max(done.values())
-        topic = Topics(prefix).dossier_events
-        # Best of three: a read of a few thousand messages takes milliseconds, so one run is mostly noise.
-        raw_n, raw_s = min((asyncio.run(raw_read(kafka, topic, parse=False)) for _ in range(3)), key=lambda r: r[1])
-        parsed_n, parsed_s = min((asyncio.run(raw_read(kafka, topic, parse=True)) for _ in range(3)),
-                                 key=lambda r: r[1])
-    except (TimeoutError, RuntimeError, httpx.HTTPError) as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        print(stack.log_tails(10), file=sys.stderr)
-        return 1
-    finally:
-        stack.stop()
-        if pg is not None:
-            pg.__exit__(None, None, None)
+    with ExitStack() as cleanup:
+        pg = cleanup.enter_context(PgDatabases(args.pg)) if args.pg else None
+        lead = intake_lead_for(last_at)
+        if lead:
+            print(f"events reach {last}, after today: intake's lead raised to INTAKE_MAX_EVENT_LEAD_S="
+                  f"{lead['INTAKE_MAX_EVENT_LEAD_S']}")
+        stack = Stack(kafka_bootstrap=kafka, topic_prefix=prefix, var_dir=var, ports=ports,
+                      database_urls=pg.urls() if pg else None, officer_agencies=[],
+                      extra_env={**lead, "DEADLINE_PUBLISH_TICKS": "false", "INTAKE_LOG_LEVEL": "WARNING",
+                                 "DEADLINE_LOG_LEVEL": "WARNING", "APOLOGY_LOG_LEVEL": "WARNING",
+                                 "METRICS_LOG_LEVEL": "WARNING"})
+        storage = "PostgreSQL (one database per service)" if pg else f"SQLite under {var}"
+        print(f"stack: Kafka {kafka}, topics {prefix}*, {storage}")
+        try:
+            cleanup.enter_context(stack)  # stopped on the way out, before its databases are dropped
+        except StackError as exc:
+            print(f"stack did not start: {exc}", file=sys.stderr)
+            return 1
+        try:
+            with httpx.Client(timeout=300) as client:
+                t0 = time.monotonic()
+                accepted = post_all(client, stack, events, args.batch)
+                posted_s = time.monotonic() - t0
+                done = wait_processed(client, stack, first, last, received, closed, accepted, args.timeout, t0)
+            pipeline_s = max(done.values())
+            topic = Topics(prefix).dossier_events
+            # Best of three: a read of a few thousand messages takes milliseconds, so one run is mostly noise.
+            raw_n, raw_s = min((asyncio.run(raw_read(kafka, topic, parse=False)) for _ in range(3)), key=lambda r: r[1])
+            parsed_n, parsed_s = min((asyncio.run(raw_read(kafka, topic, parse=True)) for _ in range(3)),
+                                     key=lambda r: r[1])
+        except (TimeoutError, RuntimeError, httpx.HTTPError) as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            print(stack.log_tails(10), file=sys.stderr)
+            return 1
 
     rows = [
         ("intake: HTTP POST -> validated, durably in Kafka", accepted, posted_s),

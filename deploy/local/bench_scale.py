@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -247,89 +248,81 @@ def run_once(args: argparse.Namespace, db: str, kafka: str, log: Path, first: da
     prepare_var(var)
     calendar = var / "calendar.yaml"
     calendar.write_text(province_calendar(), encoding="utf-8")
-    pg = None
-    if db == "postgres":
-        admin = args.pg or os.environ.get("TTHC_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-        if not admin:
-            print("--db postgres needs --pg or $TTHC_TEST_DATABASE_URL (an admin URL)", file=sys.stderr)
-            return 2
-        pg = PgDatabases(admin)
-        pg.__enter__()
-    env = {"DEADLINE_PUBLISH_TICKS": "false", "METRICS_GAUGE_REFRESH_INTERVAL_S": "5"}
-    for name in SERVICES:
-        env[f"{name.upper()}_LOG_LEVEL"] = "WARNING"
-        if name != "intake":
-            env[f"{name.upper()}_CALENDAR_FILE"] = str(calendar)
-    stack = Stack(kafka_bootstrap=kafka, topic_prefix=f"scale-{secrets.token_hex(4)}.", var_dir=var,
-                  ports=service_ports(None), database_urls=pg.urls() if pg else None,
-                  extra_env=env, ready_timeout_s=180)
-    try:
-        stack.start()
-    except StackError as exc:
-        print(f"stack did not start: {exc}", file=sys.stderr)
-        if pg is not None:
-            pg.__exit__(None, None, None)
-        return 1
-    try:
-        t0 = time.monotonic()
-        posted, accepted = post_all(stack, log, args.clients)
-        posted_s = time.monotonic() - t0
-        expected_received = args.dossiers - args.refused_margin
-        seconds = wait_caught_up(stack, kafka, expected_received, args.timeout, t0)
-        print(f"  (intake took the {posted:,} events in {posted_s:.0f} s: {posted / posted_s:,.0f} events/s)",
-              file=sys.stderr)
-        print(f"BACKFILL: {db} {args.dossiers} dossiers {accepted} events {seconds:.1f} s "
-              f"{accepted / seconds:,.0f} events/s", flush=True)
-        with httpx.Client(timeout=600) as client:
-            refresh = wait_next_refresh(client, stack, time.time())
-            print(f"REFRESH: {db} {args.dossiers} dossiers {refresh:.3f} s", flush=True)
-            year = date.today().year
-            started = time.perf_counter()
-            r = client.get(stack.url("metrics") + "/v1/indices",
-                           params={"from": f"{year}-01-01", "to": f"{year}-12-31"})
-            r.raise_for_status()
-            print(f"REPORT: {db} {args.dossiers} dossiers {time.perf_counter() - started:.3f} s", flush=True)
-            for name in ("deadline", "apology", "metrics"):
-                text = client.get(stack.url(name) + "/metrics").text
-                sums: dict[str, list[float]] = {}
-                for line in text.splitlines():
-                    for part in ("sum", "count"):
-                        if line.startswith(f"tthc_consumer_batch_records_{part}{{"):
-                            consumer = line.split('consumer="', 1)[1].split('"', 1)[0]
-                            sums.setdefault(consumer, [0.0, 0.0])[part == "count"] += float(line.rsplit(" ", 1)[1])
-                for consumer, (total, count) in sorted(sums.items()):
-                    print(f"  batches of {consumer}: {count:,.0f}, {total / max(count, 1):,.0f} records each",
-                          file=sys.stderr)
-            for name in SERVICES:
-                rss = peak_rss_mib(stack.pid(name))
-                print(f"RSS: {db} {name} {rss:.0f}" if rss is not None else f"RSS: {db} {name} ?", flush=True)
-            if args.check:
-                from replay_check import differences, replay_view, service_view, tick
-                from tthc_adapters.calendar_file import load_calendar
-                from tthc_core.calendar import CalendarBook
+    admin = args.pg or os.environ.get("TTHC_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if db == "postgres" and not admin:
+        print("--db postgres needs --pg or $TTHC_TEST_DATABASE_URL (an admin URL)", file=sys.stderr)
+        return 2
+    with ExitStack() as cleanup:
+        pg = cleanup.enter_context(PgDatabases(admin)) if db == "postgres" else None
+        env = {"DEADLINE_PUBLISH_TICKS": "false", "METRICS_GAUGE_REFRESH_INTERVAL_S": "5"}
+        for name in SERVICES:
+            env[f"{name.upper()}_LOG_LEVEL"] = "WARNING"
+            if name != "intake":
+                env[f"{name.upper()}_CALENDAR_FILE"] = str(calendar)
+        stack = Stack(kafka_bootstrap=kafka, topic_prefix=f"scale-{secrets.token_hex(4)}.", var_dir=var,
+                      ports=service_ports(None), database_urls=pg.urls() if pg else None,
+                      extra_env=env, ready_timeout_s=180)
+        try:
+            cleanup.enter_context(stack)  # stopped on the way out, before its databases are dropped
+        except StackError as exc:
+            print(f"stack did not start: {exc}", file=sys.stderr)
+            return 1
+        try:
+            t0 = time.monotonic()
+            posted, accepted = post_all(stack, log, args.clients)
+            posted_s = time.monotonic() - t0
+            expected_received = args.dossiers - args.refused_margin
+            seconds = wait_caught_up(stack, kafka, expected_received, args.timeout, t0)
+            print(f"  (intake took the {posted:,} events in {posted_s:.0f} s: {posted / posted_s:,.0f} events/s)",
+                  file=sys.stderr)
+            print(f"BACKFILL: {db} {args.dossiers} dossiers {accepted} events {seconds:.1f} s "
+                  f"{accepted / seconds:,.0f} events/s", flush=True)
+            with httpx.Client(timeout=600) as client:
+                refresh = wait_next_refresh(client, stack, time.time())
+                print(f"REFRESH: {db} {args.dossiers} dossiers {refresh:.3f} s", flush=True)
+                year = date.today().year
+                started = time.perf_counter()
+                r = client.get(stack.url("metrics") + "/v1/indices",
+                               params={"from": f"{year}-01-01", "to": f"{year}-12-31"})
+                r.raise_for_status()
+                print(f"REPORT: {db} {args.dossiers} dossiers {time.perf_counter() - started:.3f} s", flush=True)
+                for name in ("deadline", "apology", "metrics"):
+                    text = client.get(stack.url(name) + "/metrics").text
+                    sums: dict[str, list[float]] = {}
+                    for line in text.splitlines():
+                        for part in ("sum", "count"):
+                            if line.startswith(f"tthc_consumer_batch_records_{part}{{"):
+                                consumer = line.split('consumer="', 1)[1].split('"', 1)[0]
+                                sums.setdefault(consumer, [0.0, 0.0])[part == "count"] += float(line.rsplit(" ", 1)[1])
+                    for consumer, (total, count) in sorted(sums.items()):
+                        print(f"  batches of {consumer}: {count:,.0f}, {total / max(count, 1):,.0f} records each",
+                              file=sys.stderr)
+                for name in SERVICES:
+                    rss = peak_rss_mib(stack.pid(name))
+                    print(f"RSS: {db} {name} {rss:.0f}" if rss is not None else f"RSS: {db} {name} ?", flush=True)
+                if args.check:
+                    from replay_check import differences, replay_view, service_view, tick
+                    from tthc_adapters.calendar_file import load_calendar
+                    from tthc_core.calendar import CalendarBook
 
-                with log.open(encoding="utf-8") as lines:
-                    events = [json.loads(line) for line in lines]
-                until = datetime.fromisoformat(max(e["occurred_at"] for e in events)) + timedelta(microseconds=1)
-                want = replay_view(events, until, first, until.date(), CalendarBook(load_calendar(calendar)))
-                tick(stack, until)  # the services' time at the end of the log, as replay's --until
-                settle_by = time.monotonic() + 300
-                while True:
-                    problems = differences(service_view(client, stack, first, until.date(), until), want)
-                    if not problems or time.monotonic() > settle_by:
-                        break
-                    time.sleep(2)
-                print(f"CHECK: {db} {'same as tthc replay' if not problems else f'{len(problems)} differences'}")
-                for p in problems[:20]:
-                    print("  " + p)
-    except (TimeoutError, RuntimeError, httpx.HTTPError) as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        print(stack.log_tails(10), file=sys.stderr)
-        return 1
-    finally:
-        stack.stop()
-        if pg is not None:
-            pg.__exit__(None, None, None)
+                    with log.open(encoding="utf-8") as lines:
+                        events = [json.loads(line) for line in lines]
+                    until = datetime.fromisoformat(max(e["occurred_at"] for e in events)) + timedelta(microseconds=1)
+                    want = replay_view(events, until, first, until.date(), CalendarBook(load_calendar(calendar)))
+                    tick(stack, until)  # the services' time at the end of the log, as replay's --until
+                    settle_by = time.monotonic() + 300
+                    while True:
+                        problems = differences(service_view(client, stack, first, until.date(), until), want)
+                        if not problems or time.monotonic() > settle_by:
+                            break
+                        time.sleep(2)
+                    print(f"CHECK: {db} {'same as tthc replay' if not problems else f'{len(problems)} differences'}")
+                    for p in problems[:20]:
+                        print("  " + p)
+        except (TimeoutError, RuntimeError, httpx.HTTPError) as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            print(stack.log_tails(10), file=sys.stderr)
+            return 1
     return 0
 
 
