@@ -46,6 +46,18 @@ def scalar(node: yaml.Node, what: str) -> str:
     return str(node.value)
 
 
+# How a dossier's supplementation affects its clock (deadlines.md §4), as both files spell it.
+SUPPLEMENT_MODES = ("restart", "pause")
+
+
+def choice(node: yaml.Node, what: str, allowed: tuple[str, ...]) -> str:
+    """One of `allowed`, written as a single value."""
+    value = scalar(node, what)
+    if value not in allowed:
+        raise ConfigFileError(line(node), f"{what} must be {' or '.join(allowed)}, not {value!r}")
+    return value
+
+
 def mapping(node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
     """(key, key node, value node) of a mapping, in file order."""
     if not isinstance(node, yaml.MappingNode):

@@ -25,7 +25,17 @@ from typing import Any
 
 import yaml
 
-from .config_yaml import ConfigFileError, compose, is_null, line, mapping, number, scalar
+from .config_yaml import (
+    SUPPLEMENT_MODES,
+    ConfigFileError,
+    choice,
+    compose,
+    is_null,
+    line,
+    mapping,
+    number,
+    scalar,
+)
 from .events import EventValidationError, parse_dossier_event
 from .timefmt import VN_TZ, format_ts
 
@@ -43,7 +53,6 @@ MAX_ITEMS = 1000
 # events.md bounds on a statutory duration: a catalogue entry beyond them would have every dossier of
 # its procedure refused at intake, so the catalogue is refused at start-up instead.
 DURATION_BOUNDS = {"working_days": 3650, "calendar_days": 3650, "working_hours": 29200, "months": 120}
-_SUPPLEMENT_MODES = ("restart", "pause")
 
 # TrangThaiHoSo (the dossier's status in the portal's code list)
 _SUBMITTED, _RECEIVED, _REFUSED, _WITHDRAWN, _STOPPED, _RESOLVED, _RETURNED = 1, 2, 3, 7, 8, 9, 10
@@ -140,9 +149,7 @@ def _catalogue_procedure(code: str, body: yaml.Node) -> CatalogueProcedure:
         if key == "duration":
             duration = _catalogue_duration(code, value)
         elif key == "supplement_mode":
-            mode = scalar(value, "supplement_mode")
-            if mode not in _SUPPLEMENT_MODES:
-                raise ConfigFileError(line(value), f"supplement_mode must be restart or pause, not {mode!r}")
+            mode = choice(value, "supplement_mode", SUPPLEMENT_MODES)
         else:
             raise ConfigFileError(
                 line(key_node), f"unknown key {key!r} for procedure {code} (duration, supplement_mode)"

@@ -13,7 +13,7 @@ from datetime import date
 
 import yaml
 
-from tthc_contracts.config_yaml import ConfigFileError, compose, is_null, number
+from tthc_contracts.config_yaml import SUPPLEMENT_MODES, ConfigFileError, choice, compose, is_null, number
 from tthc_contracts.config_yaml import line as _line
 from tthc_contracts.config_yaml import mapping as _mapping
 from tthc_contracts.config_yaml import scalar as _scalar
@@ -22,7 +22,6 @@ DEFAULT_OFFICE_HOURS: tuple[tuple[int, int], ...] = ((8 * 60, 12 * 60), (13 * 60
 
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _INTERVAL = re.compile(r"^\s*(\d\d:\d\d)\s*-\s*(\d\d:\d\d|24:00)\s*$")
-_SUPPLEMENT_MODES = ("restart", "pause")
 _ONLINE_LEVELS = ("partial", "full")  # dịch vụ công trực tuyến một phần / toàn trình
 _PROCEDURE_KEYS = "supplement_mode, online"
 
@@ -149,19 +148,9 @@ def _build(root: yaml.Node | None) -> CalendarConfig:
             for code, _, body in _mapping(value, "procedures"):
                 for pkey, pnode, pvalue in _mapping(body, f"procedure {code}"):
                     if pkey == "supplement_mode":
-                        mode = _scalar(pvalue, "supplement_mode")
-                        if mode not in _SUPPLEMENT_MODES:
-                            raise CalendarFileError(
-                                _line(pvalue), f"supplement_mode must be restart or pause, not {mode!r}"
-                            )
-                        procedures[code] = mode
+                        procedures[code] = choice(pvalue, "supplement_mode", SUPPLEMENT_MODES)
                     elif pkey == "online":
-                        level = _scalar(pvalue, "online")
-                        if level not in _ONLINE_LEVELS:
-                            raise CalendarFileError(
-                                _line(pvalue), f"online must be partial or full, not {level!r}"
-                            )
-                        online[code] = level
+                        online[code] = choice(pvalue, "online", _ONLINE_LEVELS)
                     else:
                         raise CalendarFileError(
                             _line(pnode), f"unknown key {pkey!r} for procedure {code} ({_PROCEDURE_KEYS})"
